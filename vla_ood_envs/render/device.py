@@ -1,0 +1,212 @@
+"""Choose the device SAPIEN renders on, and explain clearly when there is none.
+
+Order of preference: an NVIDIA GPU SAPIEN supports (`cuda`), else a CPU Vulkan driver SAPIEN supports
+(lavapipe, `cpu`). `render_backend="none"` is passed through for state-only use. The choice can be forced with
+the environment variable VLA_OOD_RENDER_BACKEND (auto | cuda | cpu | none | pci:<sapien alias>).
+
+A CPU driver that exists but that SAPIEN rejects (Mesa before 24.3 lacks descriptorBindingPartiallyBound) is
+reported with the command that installs a newer one. Machines whose Mesa cannot be upgraded are the case the
+package's compatibility Vulkan layer is for; that is the one place to plug it in (`_cpu_driver_unsupported`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+
+from .vulkan_probe import VulkanDevice, VulkanProbeError, list_devices
+
+ENV_VAR = "VLA_OOD_RENDER_BACKEND"
+MIN_MESA_FOR_SAPIEN = (24, 3)
+
+
+class RenderDeviceError(RuntimeError):
+    """No device can render the scene; the message says what is missing and how to fix it."""
+
+
+@dataclass(frozen=True)
+class SapienDeviceEntry:
+    name: str
+    supported: bool
+    cuda_id: int
+
+
+@dataclass(frozen=True)
+class RenderChoice:
+    backend: str
+    """Value for ManiSkill's `render_backend` argument: "cuda", "cpu", "none" or "pci:..."."""
+    reason: str
+    device_name: str | None = None
+    driver_info: str | None = None
+    vulkan_devices: tuple[VulkanDevice, ...] = field(default=(), repr=False)
+    sapien_devices: tuple[SapienDeviceEntry, ...] = field(default=(), repr=False)
+
+    @property
+    def can_render(self) -> bool:
+        return self.backend != "none"
+
+
+def install_script_path() -> str:
+    """The shell script that installs a Vulkan loader and a new enough CPU driver (shipped with the package)."""
+    return str(resources.files("vla_ood_envs.render").joinpath("install_vulkan.sh"))
+
+
+def _fix_hint() -> str:
+    return f"Fix: sudo bash {install_script_path()}   (then run `vla-ood doctor` again)"
+
+
+def parse_sapien_summary(summary: str) -> list[SapienDeviceEntry]:
+    """Parse `sapien.render.get_device_summary()` (one 'GPU: name' block per Vulkan device)."""
+    entries = []
+    for block in re.split(r"^GPU: ", summary, flags=re.M)[1:]:
+        name = block.splitlines()[0].strip()
+        supported = re.search(r"Supported:\s*(\d)", block)
+        cuda = re.search(r"cudaId:\s*(-?\d+)", block)
+        entries.append(
+            SapienDeviceEntry(
+                name=name,
+                supported=bool(supported and supported.group(1) == "1"),
+                cuda_id=int(cuda.group(1)) if cuda else -1,
+            )
+        )
+    return entries
+
+
+def _sapien_devices() -> list[SapienDeviceEntry]:
+    import sapien.render
+
+    try:
+        return parse_sapien_summary(sapien.render.get_device_summary())
+    except RuntimeError:
+        # SAPIEN raises "failed to find a rendering device" when no Vulkan device exists at all.
+        return []
+
+
+def _cpu_driver_unsupported(cpu: VulkanDevice) -> RenderDeviceError:
+    mesa = cpu.mesa_version
+    version = ".".join(map(str, mesa)) if mesa else cpu.driver_info or "unknown"
+    return RenderDeviceError(
+        f"The CPU Vulkan driver '{cpu.name}' ({cpu.driver_info or cpu.driver_name}) is too old for SAPIEN: "
+        f"SAPIEN needs descriptorBindingPartiallyBound, which lavapipe has from Mesa "
+        f"{MIN_MESA_FOR_SAPIEN[0]}.{MIN_MESA_FOR_SAPIEN[1]} on (found {version}). {_fix_hint()} "
+        f"For state-only use pass render_backend='none'."
+    )
+
+
+def _probe() -> tuple[list[VulkanDevice], list[SapienDeviceEntry]]:
+    try:
+        vulkan = list_devices()
+    except VulkanProbeError as exc:
+        raise RenderDeviceError(
+            f"No Vulkan rendering is possible: {exc}. SAPIEN renders through Vulkan; on a machine without a GPU "
+            f"it needs the Vulkan loader and Mesa's CPU driver (lavapipe). {_fix_hint()} "
+            f"For state-only use pass render_backend='none'."
+        ) from exc
+    if not vulkan:
+        raise RenderDeviceError(
+            "The Vulkan loader is installed but reports no device (no driver/ICD found). "
+            f"{_fix_hint()} For state-only use pass render_backend='none'."
+        )
+    return vulkan, _sapien_devices()
+
+
+def _choose(requested: str) -> RenderChoice:
+    if requested == "none":
+        return RenderChoice("none", "rendering disabled on request (state-only use)")
+    vulkan, sapien_devices = _probe()
+    supported = [d for d in sapien_devices if d.supported]
+    gpus = [d for d in supported if d.cuda_id >= 0]
+    cpus_vk = [d for d in vulkan if d.is_cpu]
+    cpu_supported = [d for d in supported if d.cuda_id < 0 and any(d.name == c.name for c in cpus_vk)]
+
+    def describe(name: str) -> str | None:
+        return next((v.driver_info or v.driver_name for v in vulkan if v.name == name), None)
+
+    common = dict(vulkan_devices=tuple(vulkan), sapien_devices=tuple(sapien_devices))
+    if requested in ("auto", "cuda", "gpu") and gpus:
+        return RenderChoice("cuda", "an NVIDIA GPU that SAPIEN supports is present", gpus[0].name,
+                            describe(gpus[0].name), **common)
+    if requested in ("cuda", "gpu"):
+        raise RenderDeviceError(
+            f"render backend '{requested}' was requested but SAPIEN sees no usable NVIDIA GPU "
+            f"(devices: {[d.name for d in sapien_devices] or 'none'}). Use render_backend='cpu' or 'auto'."
+        )
+    if requested.startswith("pci:"):
+        return RenderChoice(requested, "device forced by its SAPIEN alias", requested, None, **common)
+    if requested in ("auto", "cpu"):
+        if cpu_supported:
+            why = "no supported NVIDIA GPU; using the CPU Vulkan driver" if requested == "auto" else "requested"
+            return RenderChoice("cpu", why, cpu_supported[0].name, describe(cpu_supported[0].name), **common)
+        if cpus_vk:
+            raise _cpu_driver_unsupported(cpus_vk[0])
+        raise RenderDeviceError(
+            f"No Vulkan device SAPIEN can render on: found {[v.name for v in vulkan]}, none supported and no CPU "
+            f"driver. {_fix_hint()}"
+        )
+    raise RenderDeviceError(
+        f"Unknown render backend '{requested}'. Use one of: auto, cuda, cpu, none, pci:<SAPIEN device alias> "
+        f"(argument render_backend or environment variable {ENV_VAR})."
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_choice(requested: str) -> RenderChoice:
+    return _choose(requested)
+
+
+def select_render_backend(requested: str | None = None) -> RenderChoice:
+    """Decide where to render. `requested` (or $VLA_OOD_RENDER_BACKEND) may force a choice; default "auto".
+
+    Raises RenderDeviceError with a fix-it message when nothing can render.
+    """
+    choice = (requested or os.environ.get(ENV_VAR) or "auto").strip().lower()
+    if choice in ("sapien_cuda",):
+        choice = "cuda"
+    if choice in ("sapien_cpu",):
+        choice = "cpu"
+    if choice.startswith("pci:"):
+        install_maniskill_backend_shim()
+    return _cached_choice(choice)
+
+
+def gpu_simulation_available() -> bool:
+    """Whether PhysX GPU simulation can run here (needs CUDA visible to torch)."""
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:  # noqa: BLE001 - a broken torch install means "no GPU sim", which doctor reports
+        return False
+
+
+_SHIM_INSTALLED = False
+
+
+def install_maniskill_backend_shim() -> None:
+    """Let ManiSkill accept SAPIEN device aliases that contain ':' (e.g. 'pci:0').
+
+    ManiSkill splits render_backend on ':' to read a CUDA index, which breaks SAPIEN's `pci:` aliases, the only way
+    to name a device SAPIEN's 'cpu' alias does not pick. The shim resolves such aliases itself and leaves every
+    other string to ManiSkill's parser unchanged.
+    """
+    global _SHIM_INSTALLED
+    if _SHIM_INSTALLED:
+        return
+    import sapien
+    import mani_skill.envs.sapien_env as sapien_env
+
+    original = sapien_env.parse_sim_and_render_backend
+
+    def parse(sim_backend: str, render_backend: str):
+        if isinstance(render_backend, str) and render_backend.startswith("pci:"):
+            info = original(sim_backend, "none")
+            info.render_device = sapien.Device(render_backend)
+            info.render_backend = "sapien_cpu" if info.render_device.is_cpu() else render_backend
+            return info
+        return original(sim_backend, render_backend)
+
+    sapien_env.parse_sim_and_render_backend = parse
+    _SHIM_INSTALLED = True

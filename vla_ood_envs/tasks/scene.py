@@ -1,0 +1,61 @@
+"""The tabletop shared by the VLA tasks: a textured table, the floor, lights, and the third-person camera.
+
+The table top's appearance is a texture swapped per episode (and per sub-scene in batched mode) without
+rebuilding the scene: every appearance of the catalog is loaded once as a render texture.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sapien
+import sapien.render
+
+from mani_skill.sensors.camera import CameraConfig
+from mani_skill.utils import sapien_utils
+from mani_skill.utils.building.ground import build_ground
+
+from ..assets_gen.table_geometry import TABLE_CENTER_X, TABLE_HALF_SIZE
+
+ROBOT_BASE_XY = (-0.615, 0.0)
+WORKSPACE_CENTER = (-0.1, 0.0)  # centre of the placement grid, in front of the robot
+
+# The study's camera: third person, horizontal FOV about 54 degrees. Looking from the front-right at the
+# workspace so the arm, the object and the receptacle are all in view.
+CAMERA_EYE = (0.3, 0.28, 0.42)
+CAMERA_TARGET = (-0.18, 0.0, 0.0)
+CAMERA_HFOV = np.deg2rad(54.0)
+
+
+def camera_config(width: int, height: int, name: str = "base_camera") -> CameraConfig:
+    pose = sapien_utils.look_at(eye=CAMERA_EYE, target=CAMERA_TARGET)
+    # ManiSkill's fov is vertical; convert from the study's horizontal fov for the requested aspect ratio.
+    fovy = 2 * np.arctan(np.tan(CAMERA_HFOV / 2) * height / width)
+    return CameraConfig(name, pose, width, height, float(fovy), 0.01, 10.0)
+
+
+def build_table(scene, top_mesh: str, texture: sapien.render.RenderTexture2D):
+    builder = scene.create_actor_builder()
+    pose = sapien.Pose(p=[TABLE_CENTER_X, 0, -TABLE_HALF_SIZE[2]])
+    builder.add_box_collision(pose=pose, half_size=TABLE_HALF_SIZE)
+    body = sapien.render.RenderMaterial(base_color=[0.35, 0.3, 0.25, 1], roughness=0.9, metallic=0.0)
+    builder.add_box_visual(pose=pose, half_size=[h - 0.0005 for h in TABLE_HALF_SIZE], material=body)
+    top = sapien.render.RenderMaterial(base_color=[1, 1, 1, 1], roughness=0.8, metallic=0.0)
+    top.base_color_texture = texture
+    builder.add_visual_from_file(top_mesh, material=top)
+    builder.initial_pose = sapien.Pose()
+    return builder.build_static(name="table")
+
+
+def build_floor(scene):
+    return build_ground(scene, altitude=-2 * TABLE_HALF_SIZE[2])
+
+
+def set_table_texture(table, scene_index: int, texture: sapien.render.RenderTexture2D) -> None:
+    """Swap the table top's texture in one sub-scene (no rebuild)."""
+    entity = table._objs[scene_index]
+    for comp in entity.components:
+        if isinstance(comp, sapien.render.RenderBodyComponent):
+            for shape in comp.render_shapes:
+                if isinstance(shape, sapien.render.RenderShapeTriangleMesh):  # the top; the box is the body
+                    for part in shape.parts:
+                        part.material.base_color_texture = texture
