@@ -64,9 +64,10 @@ def make_env(
     """Build a registered env: the task, its OOD wrappers, and (for num_envs=1) the numpy single-env view.
 
     obs_mode: "rgb" (image + instruction), "rgb+segmentation", or ManiSkill's "state"/"state_dict".
-    render_backend: None picks the device automatically ("none" for state modes without a render_mode).
+    render_backend: None picks the device automatically (no cameras for state modes without a render_mode);
+        "none" disables rendering; "cpu", "cuda" or "pci:<alias>" force a device.
     """
-    from .render.device import gpu_simulation_available, select_render_backend
+    from .render.device import RenderDeviceError, claim_renderer, gpu_simulation_available, select_render_backend
     from .wrappers.observation import SingleEnvNumpy, VLAObservation
 
     decl = declaration(env_id)
@@ -78,10 +79,18 @@ def make_env(
             f"machine use Gymnasium's vector API instead: gymnasium.make_vec({env_id!r}, num_envs={num_envs}, "
             f"vectorization_mode='async') (one process per env)."
         )
-    if render_backend is None and obs_mode in _STATE_MODES and render_mode is None:
-        backend = "none"
-    else:
-        backend = select_render_backend(render_backend).backend
+    try:
+        choice = select_render_backend(None if render_backend == "none" else render_backend)
+    except RenderDeviceError as exc:
+        raise RenderDeviceError(
+            f"{exc} (ManiSkill needs a Vulkan device even for state-only envs: building a scene creates render "
+            f"materials.)"
+        ) from exc
+    claim_renderer(choice)
+    state_only = obs_mode in _STATE_MODES and render_mode is None
+    # State-only envs get no cameras or render system at all ("none"), which is faster; SAPIEN's materials still
+    # live on the claimed device.
+    backend = "none" if render_backend == "none" or (render_backend is None and state_only) else choice.backend
     kwargs = {**decl.task_kwargs, **task_kwargs}
     env = _task_class(decl.task)(num_envs=num_envs, obs_mode=obs_mode, render_mode=render_mode,
                                  render_backend=backend, sim_backend=sim_backend, **kwargs)

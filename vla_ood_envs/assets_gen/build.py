@@ -104,7 +104,7 @@ def _texture_entry(spec, root: Path, index: int) -> dict:
             "sha256": _sha(path)}
 
 
-TABLE_TOP_TILE = 0.35  # metres of table covered by one repeat of an appearance texture
+TABLE_TOP_TILE = 0.5  # metres of table covered by one repeat of an appearance texture
 
 
 def write_table_top(path: Path, x: tuple[float, float], y: tuple[float, float]) -> None:

@@ -196,7 +196,7 @@ def object_specs() -> list[AssetSpec]:
         Part("cylinder", (0.014, 0.04), _c("#efe6d5"), (0, 0, 0.02)),
         Part("ellipsoid", (0.035, 0.035, 0.018), _c("#8d6e63"), (0, 0, 0.045)),
     ), density=500))
-    o.append(AssetSpec("donut", "object", H, tuple(_ring(8, 0.03, 0.015, _c("#c68642"), 0.015)), density=400))
+    o.append(AssetSpec("donut", "object", H, tuple(_ring(8, 0.024, 0.011, _c("#c68642"), 0.011)), density=400))
     o.append(AssetSpec("chocolate bar", "object", H, (
         Part("box", (0.10, 0.045, 0.015), _c("#4e342e"), (0, 0, 0.0075)),
         Part("box", (0.04, 0.046, 0.016), _c("#c62828"), (0.02, 0, 0.0075)),

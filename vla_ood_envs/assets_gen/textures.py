@@ -133,10 +133,10 @@ class TextureSpec:
 def table_specs() -> list[TextureSpec]:
     T, H = "train", "test"
     specs = [
-        ("oak", T, lambda r: wood(r, "#c8a06e", "#8b5e34")),
-        ("walnut", T, lambda r: wood(r, "#7b5233", "#3e2718", 14)),
-        ("pine", T, lambda r: wood(r, "#e3c79a", "#b88a55", 22)),
-        ("cherry", T, lambda r: wood(r, "#a0522d", "#5c2a12", 16)),
+        ("oak", T, lambda r: wood(r, "#c8a06e", "#8b5e34", 8)),
+        ("walnut", T, lambda r: wood(r, "#7b5233", "#3e2718", 7)),
+        ("pine", T, lambda r: wood(r, "#e3c79a", "#b88a55", 8)),
+        ("cherry", T, lambda r: wood(r, "#a0522d", "#5c2a12", 8)),
         ("white marble", T, lambda r: stone(r, "#eeeeee", "#9e9e9e")),
         ("grey granite", T, lambda r: stone(r, "#8f8f8f", "#5a5a5a", 0.05)),
         ("blue laminate", T, lambda r: laminate(r, "#6f8fb5")),
@@ -147,10 +147,10 @@ def table_specs() -> list[TextureSpec]:
         ("grey concrete", T, lambda r: laminate(r, "#9a9a94", 0.2)),
         ("white tiles", T, lambda r: tiles(r, "#f0f0ea", "#8a8a8a")),
         ("black slate", T, lambda r: stone(r, "#3a3d40", "#25272a", 0.02)),
-        ("bamboo", T, lambda r: wood(r, "#d9c27a", "#a48a3c", 30)),
+        ("bamboo", T, lambda r: wood(r, "#d9c27a", "#a48a3c", 10)),
         ("light grey", T, lambda r: laminate(r, "#c4c4c4", 0.04)),
         # Held-out appearances.
-        ("ebony", H, lambda r: wood(r, "#4a3426", "#1b120c", 20)),
+        ("ebony", H, lambda r: wood(r, "#4a3426", "#1b120c", 9)),
         ("terracotta tiles", H, lambda r: tiles(r, "#c0673d", "#e8dccb", 48)),
         ("yellow checker", H, lambda r: cloth(r, "#f7e27a", "#6b5a1c", 24)),
         ("pink marble", H, lambda r: stone(r, "#e8c4c0", "#a66f6a")),

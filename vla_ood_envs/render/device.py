@@ -172,6 +172,34 @@ def select_render_backend(requested: str | None = None) -> RenderChoice:
     return _cached_choice(choice)
 
 
+def sapien_device(choice: RenderChoice):
+    """The `sapien.Device` a choice renders on (the same alias ManiSkill resolves its render_backend to)."""
+    import sapien
+
+    if not choice.can_render:
+        raise RenderDeviceError("rendering is disabled (render backend 'none')")
+    return sapien.Device(choice.backend)
+
+
+_CLAIMED: dict[str, object] = {}
+
+
+def claim_renderer(choice: RenderChoice) -> None:
+    """Make SAPIEN's process-wide renderer live on the chosen device, before anything else creates it.
+
+    SAPIEN creates its renderer lazily on its *default* device the first time a material or texture is made, and
+    then refuses any other device in the process ("only supports single-GPU rendering"). ManiSkill creates
+    materials even for state-only envs, and the default device's alias (`pci:...`) differs from the `cpu` alias
+    ManiSkill uses, so a state env built first would break every rendering env after it. Creating (and keeping)
+    one render system on the chosen device first pins the renderer there.
+    """
+    if not choice.can_render or _CLAIMED:
+        return
+    import sapien.render
+
+    _CLAIMED[choice.backend] = sapien.render.RenderSystem(sapien_device(choice))
+
+
 def gpu_simulation_available() -> bool:
     """Whether PhysX GPU simulation can run here (needs CUDA visible to torch)."""
     try:

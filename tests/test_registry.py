@@ -1,0 +1,35 @@
+"""Registered IDs, the declaration table, the CLI listing, and errors for bad requests."""
+
+import subprocess
+import sys
+
+import gymnasium as gym
+import pytest
+
+from vla_ood_envs.registry import DECLARATIONS, declaration, make_env
+
+
+def test_every_declaration_is_registered():
+    for d in DECLARATIONS:
+        assert d.env_id in gym.registry
+    assert declaration("VLAPick-v0").axis == "IND"
+
+
+def test_unknown_id_names_the_known_ones():
+    with pytest.raises(gym.error.UnregisteredEnv, match="VLAPick-v0"):
+        make_env("VLAPick-Nope-v0")
+
+
+def test_batched_mode_without_gpu_points_to_the_vector_api():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU; the batched GPU path is exercised instead")
+    with pytest.raises(RuntimeError, match="make_vec"):
+        gym.make("VLAPick-v0", num_envs=4, obs_mode="state")
+
+
+def test_cli_list():
+    out = subprocess.run([sys.executable, "-m", "vla_ood_envs.cli", "list"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "VLAPick-v0" in out and "IND" in out

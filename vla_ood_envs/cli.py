@@ -1,0 +1,91 @@
+"""`vla-ood`: a thin command line over the package."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _cmd_doctor(args) -> int:
+    from .doctor import run
+
+    return run(Path(args.out))
+
+
+def _cmd_list(args) -> int:
+    from .registry import DECLARATIONS
+
+    width = max(len(d.env_id) for d in DECLARATIONS)
+    print(f"{'ID':<{width}}  {'axis':<10} {'condition':<28} description")
+    for d in DECLARATIONS:
+        print(f"{d.env_id:<{width}}  {d.axis:<10} {d.display_name:<28} {d.description}")
+    return 0
+
+
+def _cmd_render(args) -> int:
+    from .pictures import episode_sheet
+    from .registry import DECLARATIONS
+
+    ids = [d.env_id for d in DECLARATIONS] if args.all else [args.env]
+    out = Path(args.out)
+    for env_id in ids:
+        path = episode_sheet(env_id, out / f"{env_id}.png", episodes=args.episodes, size=args.size, seed=args.seed)
+        print(f"wrote {path}")
+    return 0
+
+
+def _cmd_assets(args) -> int:
+    if args.regenerate:
+        from .assets_gen.build import build, default_asset_dir
+
+        build(default_asset_dir())
+        print(f"regenerated {default_asset_dir()}")
+    from .pictures import asset_sheet
+
+    print(f"wrote {asset_sheet(Path(args.sheet))}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vla-ood", description="Out-of-distribution VLA environments on ManiSkill3.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("doctor", help="report versions, Vulkan driver, render device; render a test image")
+    d.add_argument("--out", default="out/doctor.png", help="where to save the test render")
+    d.set_defaults(func=_cmd_doctor)
+
+    ls = sub.add_parser("list", help="list the registered environment IDs")
+    ls.set_defaults(func=_cmd_list)
+
+    r = sub.add_parser("render", help="save a sheet of first frames of several episodes of an env")
+    r.add_argument("--env", default="VLAPick-v0")
+    r.add_argument("--all", action="store_true", help="one sheet per registered ID")
+    r.add_argument("--episodes", type=int, default=8)
+    r.add_argument("--size", type=int, default=224)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", default="out/render")
+    r.set_defaults(func=_cmd_render)
+
+    a = sub.add_parser("assets", help="picture sheet of every asset (optionally regenerate the shipped assets)")
+    a.add_argument("--sheet", default="out/assets.png")
+    a.add_argument("--regenerate", action="store_true")
+    a.set_defaults(func=_cmd_assets)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as exc:  # noqa: BLE001 - known errors already carry a fix-it message
+        from .render.device import RenderDeviceError
+
+        if isinstance(exc, RenderDeviceError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""`vla-ood doctor`: what this machine can run, why, and how to fix what is missing."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .render.device import (
+    ENV_VAR,
+    RenderDeviceError,
+    gpu_simulation_available,
+    select_render_backend,
+)
+from .render.vulkan_probe import VulkanProbeError, find_loader, list_devices
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def render_test_image(out: Path, size: int = 128) -> np.ndarray:
+    """Render the first frame of a VLAPick episode and save it; returns the image."""
+    import gymnasium as gym
+    from PIL import Image
+
+    from . import registry  # noqa: F401  (registers the IDs)
+
+    env = gym.make("VLAPick-v0", camera_width=size, camera_height=size)
+    try:
+        obs, _ = env.reset(seed=0)
+    finally:
+        env.close()
+    image = obs["image"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(out)
+    return image
+
+
+def run(out: Path, print_fn=print) -> int:
+    """Print the report; returns the process exit code (0 when everything needed works)."""
+    problems: list[str] = []
+    print_fn("vla-ood doctor")
+    print_fn(f"  python        {platform.python_version()} ({sys.executable})")
+    for dist in ("vla_ood_envs", "torch", "sapien", "mani_skill", "gymnasium", "numpy"):
+        print_fn(f"  {dist:<13} {_version(dist.replace('_', '-') if dist == 'mani_skill' else dist)}")
+
+    loader = find_loader()
+    print_fn(f"  vulkan loader {loader or 'MISSING'}")
+    try:
+        devices = list_devices()
+    except VulkanProbeError as exc:
+        devices = []
+        print_fn(f"  vulkan        {exc}")
+    for d in devices:
+        print_fn(f"  vulkan device {d.name} [{d.device_type}] driver {d.driver_info or d.driver_name} "
+                 f"(Vulkan {d.api_version})")
+
+    try:
+        choice = select_render_backend()
+    except RenderDeviceError as exc:
+        choice = None
+        problems.append(str(exc))
+    if choice is not None:
+        print_fn("  SAPIEN devices:")
+        for e in choice.sapien_devices:
+            mark = "*" if e.name == choice.device_name else " "
+            print_fn(f"   {mark} {e.name:<40} supported={int(e.supported)} cuda_id={e.cuda_id}")
+        print_fn(f"  render device {choice.backend} ({choice.device_name}): {choice.reason}"
+                 f"  [override with {ENV_VAR}]")
+    print_fn(f"  GPU simulation {'available' if gpu_simulation_available() else 'not available (no CUDA device)'}")
+
+    if choice is not None and choice.can_render:
+        try:
+            t = time.perf_counter()
+            image = render_test_image(out)
+            dt = time.perf_counter() - t
+            std = float(image.reshape(-1, 3).std(0).mean())
+            if std < 5.0:
+                problems.append(f"the test render at {out} is nearly uniform (std {std:.1f}): the driver renders "
+                                f"nothing useful")
+            print_fn(f"  test render   {out} ({image.shape[1]}x{image.shape[0]}, pixel std {std:.1f}, "
+                     f"{dt:.1f} s incl. scene build)")
+        except Exception as exc:  # noqa: BLE001 - doctor reports any failure with its message
+            problems.append(f"rendering a test scene failed: {type(exc).__name__}: {exc}")
+
+    if problems:
+        print_fn("\nPROBLEMS")
+        for p in problems:
+            print_fn(f"  - {p}")
+        return 1
+    print_fn("\nall good")
+    return 0

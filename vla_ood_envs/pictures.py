@@ -1,0 +1,94 @@
+"""Picture sheets a person can look at: first frames of episodes, and every asset of the catalog."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+
+def grid(images: list[np.ndarray], columns: int, captions: list[str] | None = None) -> Image.Image:
+    """Tile equally sized RGB images into a sheet, with an optional caption strip under each."""
+    h, w = images[0].shape[:2]
+    cap_h = 14 if captions else 0
+    rows = (len(images) + columns - 1) // columns
+    sheet = Image.new("RGB", (columns * w, rows * (h + cap_h)), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for i, img in enumerate(images):
+        x, y = (i % columns) * w, (i // columns) * (h + cap_h)
+        sheet.paste(Image.fromarray(img), (x, y))
+        if captions:
+            draw.text((x + 3, y + h + 1), captions[i][: w // 6], fill=(0, 0, 0))
+    return sheet
+
+
+def episode_sheet(env_id: str, out: Path, episodes: int = 8, size: int = 224, seed: int = 0,
+                  columns: int = 4) -> Path:
+    """First frames of `episodes` episodes of a registered env, captioned with their instructions."""
+    import gymnasium as gym
+
+    from . import registry  # noqa: F401
+
+    env = gym.make(env_id, camera_width=size, camera_height=size)
+    images, captions = [], []
+    try:
+        for k in range(episodes):
+            obs, info = env.reset(seed=seed + k)
+            images.append(obs["image"])
+            captions.append(f"{seed + k}: {obs['instruction']} | {info['manifest']['table']}")
+    finally:
+        env.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid(images, columns, captions).save(out)
+    return out
+
+
+def asset_sheet(out: Path, size: int = 160) -> Path:
+    """Every object and receptacle of the shipped catalog rendered alone, plus every table and overlay texture."""
+    import sapien
+    import sapien.render
+
+    from .catalog import default_catalog
+    from .render.device import claim_renderer, sapien_device, select_render_backend
+
+    choice = select_render_backend()
+    claim_renderer(choice)
+    device = sapien_device(choice)
+    sapien.render.set_global_config(max_num_materials=64, max_num_textures=64)
+    cat = default_catalog()
+    images, captions = [], []
+    for kind, assets in (("objects", cat.objects), ("receptacles", cat.receptacles)):
+        for a in assets:
+            scene = sapien.Scene([sapien.physx.PhysxCpuSystem(), sapien.render.RenderSystem(device)])
+            scene.set_ambient_light([0.5, 0.5, 0.5])
+            scene.add_directional_light([0.3, 0.4, -1], [0.8, 0.8, 0.8])
+            b = scene.create_actor_builder()
+            b.add_visual_from_file(str(a.visual), scale=[a.scale] * 3)
+            b.add_box_visual(sapien.Pose([0, 0, -0.002]), [0.2, 0.2, 0.002], sapien.render.RenderMaterial(
+                base_color=[0.85, 0.85, 0.85, 1]))
+            b.build_kinematic()
+            cam = scene.add_camera("cam", size, size, 0.7, 0.01, 10)
+            dist = 0.32
+            eye = np.array([dist * 0.8, dist * 0.5, dist * 0.7])
+            fwd = -eye / np.linalg.norm(eye)
+            left = np.cross([0, 0, 1], fwd)
+            left /= np.linalg.norm(left)
+            up = np.cross(fwd, left)
+            mat = np.eye(4)
+            mat[:3, :3] = np.stack([fwd, left, up], 1)
+            mat[:3, 3] = eye
+            cam.entity.set_pose(sapien.Pose(mat))
+            scene.update_render()
+            cam.take_picture()
+            rgb = (np.clip(cam.get_picture("Color")[..., :3], 0, 1) * 255).astype(np.uint8)
+            images.append(rgb)
+            captions.append(f"{a.name} ({a.split})")
+    for kind, textures in (("table", cat.tables), ("overlay", cat.overlays)):
+        for t in textures:
+            img = Image.open(t.texture).convert("RGB").resize((size, size))
+            images.append(np.asarray(img))
+            captions.append(f"{kind}: {t.name} ({t.split})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid(images, 10, captions).save(out)
+    return out
