@@ -33,3 +33,17 @@ def test_cli_list():
     out = subprocess.run([sys.executable, "-m", "vla_ood_envs.cli", "list"], capture_output=True, text=True,
                          check=True).stdout
     assert "VLAPick-v0" in out and "IND" in out
+
+
+def test_make_vec_runs_envs_in_processes():
+    import numpy as np
+
+    venv = gym.make_vec("VLAPick-v0", num_envs=2, camera_width=32, camera_height=32)
+    try:
+        obs, info = venv.reset(seed=[0, 1])
+        assert obs["image"].shape == (2, 32, 32, 3)
+        assert obs["instruction"] == tuple(f"put {o} on plate" for o in info["manifest"]["object"])
+        obs, reward, terminated, truncated, info = venv.step(np.zeros((2, 7), dtype=np.float32))
+        assert reward.shape == (2,) and not truncated.any()
+    finally:
+        venv.close()

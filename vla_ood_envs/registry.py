@@ -6,6 +6,7 @@ evaluation suite all read `DECLARATIONS`; adding an OOD condition means adding a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -76,8 +77,8 @@ def make_env(
     if num_envs > 1 and sim_backend in ("auto", "gpu", "cuda", "physx_cuda") and not gpu_simulation_available():
         raise RuntimeError(
             f"num_envs={num_envs} runs ManiSkill's batched GPU simulation, but no CUDA device is visible. On a CPU "
-            f"machine use Gymnasium's vector API instead: gymnasium.make_vec({env_id!r}, num_envs={num_envs}, "
-            f"vectorization_mode='async') (one process per env)."
+            f"machine use Gymnasium's vector API instead: gymnasium.make_vec({env_id!r}, num_envs={num_envs}) "
+            f"(one process per env)."
         )
     try:
         choice = select_render_backend(None if render_backend == "none" else render_backend)
@@ -102,6 +103,19 @@ def make_env(
     return env
 
 
+def make_vector_env(env_id: str, num_envs: int, **kwargs: Any) -> gym.vector.VectorEnv:
+    """`gymnasium.make_vec(ID, num_envs=N)`: N single envs, one process each (CPU simulation per process).
+
+    Processes are spawned, not forked: a forked child inherits the parent's Vulkan/lavapipe threads (the parent
+    builds one env to read the spaces) and deadlocks. Observations travel through pipes rather than shared
+    memory because Gymnasium's shared memory cannot hold the instruction text. ManiSkill's GPU-batched mode is
+    `gymnasium.make(ID, num_envs=N)` instead.
+    """
+    kwargs.pop("vectorization_mode", None)
+    fns = [functools.partial(make_env, env_id, **kwargs) for _ in range(num_envs)]
+    return gym.vector.AsyncVectorEnv(fns, context="spawn", shared_memory=False)
+
+
 def register_all() -> None:
     for d in DECLARATIONS:
         if d.env_id in gym.registry:
@@ -109,6 +123,7 @@ def register_all() -> None:
         gym.register(
             id=d.env_id,
             entry_point="vla_ood_envs.registry:make_env",
+            vector_entry_point="vla_ood_envs.registry:make_vector_env",
             kwargs={"env_id": d.env_id},
             # Episodes end by truncation inside the task (batched-safe), so no TimeLimit wrapper is added here.
             max_episode_steps=None,
