@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,6 +21,14 @@ GRID_PITCH = 0.03
 GRID_OFFSETS = tuple(round(GRID_PITCH * (i - 2.5), 4) for i in range(6))  # -0.075 .. 0.075
 TRAIN_POSITIONS = tuple((x, y) for x in GRID_OFFSETS for y in GRID_OFFSETS)
 TRAIN_YAWS = tuple(round(k * math.pi / 4, 6) for k in range(4))
+# The held-out ring: cells 3 cm outside the training square (max(|x|, |y|) = 10.5 cm), yaws at odd multiples of pi/8.
+RING_OFFSETS = tuple(round(GRID_PITCH * (i - 3.5), 4) for i in range(8))  # -0.105 .. 0.105
+RING_POSITIONS = tuple((x, y) for x in RING_OFFSETS for y in RING_OFFSETS if max(abs(x), abs(y)) > 0.1)
+TEST_YAWS = tuple(round((2 * k + 1) * math.pi / 8, 6) for k in range(4))
+# Where a mid-episode reposition may move the object: the grid and the ring together (from a central cell no
+# grid cell is 15 cm away).
+REPOSITION_POSITIONS = TRAIN_POSITIONS + RING_POSITIONS
+DISTRACTOR_MIN_DISTANCE = 0.15
 MIN_PAIR_DISTANCE = 0.07  # object and receptacle cells are more than 7 cm apart
 FOOTPRINT_CLEARANCE = 0.005  # and their footprints (bounding circles) do not overlap, by at least this
 
@@ -74,6 +82,10 @@ class PickFactors:
     robot_qpos_offset: tuple[float, ...] = ZERO_OFFSET
     distractor_objects: tuple[Placement, ...] = ()
     distractor_receptacles: tuple[Placement, ...] = ()
+    overlay: str | None = None  # texture blended into the image (dynamic texture / noise conditions)
+    overlay_alpha: float = 0.0
+    background: str | None = None  # held-out table photo composited behind the scene (image-side unseen table)
+    reposition_xy: tuple[float, float] | None = None  # where a mid-episode reposition event moves the object
 
     @property
     def instruction(self) -> str:
@@ -91,6 +103,8 @@ class PickFactors:
         d["object_xy"] = tuple(d["object_xy"])
         d["receptacle_xy"] = tuple(d["receptacle_xy"])
         d["robot_qpos_offset"] = tuple(d.get("robot_qpos_offset", ZERO_OFFSET))
+        if d.get("reposition_xy") is not None:
+            d["reposition_xy"] = tuple(d["reposition_xy"])
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -110,11 +124,24 @@ class PickPools:
     receptacle_positions: tuple[tuple[float, float], ...] = TRAIN_POSITIONS
     yaws: tuple[float, ...] = TRAIN_YAWS
     robot_qpos_offsets: tuple[tuple[float, ...], ...] = (ZERO_OFFSET,)
+    distractor_objects: tuple[str, ...] = ()
+    n_distractor_objects: int = 0
+    distractor_receptacles: tuple[str, ...] = ()
+    n_distractor_receptacles: int = 0
+    distractor_min_distance: float = DISTRACTOR_MIN_DISTANCE
+    overlays: tuple[str, ...] = ()
+    overlay_alpha: float = 0.0
+    backgrounds: tuple[str, ...] = ()
+    reposition_positions: tuple[tuple[float, float], ...] = ()
+    reposition_distance: tuple[float, float] = (0.15, 0.21)
     name: str = "train"
-    extras: dict = field(default_factory=dict, compare=False, hash=False)
 
     def replace(self, **changes) -> "PickPools":
         return dataclasses.replace(self, **changes)
+
+    def renamed(self, tag: str, **changes) -> "PickPools":
+        """A copy with `changes` and `tag` appended to the name (the manifest shows every pool change)."""
+        return dataclasses.replace(self, name=f"{self.name}+{tag}", **changes)
 
     def validate(self, catalog: Catalog) -> None:
         for kind, names in (("objects", self.objects), ("receptacles", self.receptacles), ("tables", self.tables)):
@@ -130,6 +157,19 @@ class PickPools:
         for t in self.templates:
             if "{O}" not in t or "{R}" not in t:
                 raise PoolError(f"template {t!r} must contain both {{O}} and {{R}}")
+        for kind, names, count in (("objects", self.distractor_objects, self.n_distractor_objects),
+                                   ("receptacles", self.distractor_receptacles, self.n_distractor_receptacles)):
+            if count and not names:
+                raise PoolError(f"pool '{self.name}': {count} distractor {kind} requested but their pool is empty")
+            unknown = [n for n in names if n not in set(catalog.names(kind))]
+            if unknown:
+                raise PoolError(f"pool '{self.name}': unknown distractor {kind} {unknown}")
+        for kind, names in (("overlays", self.overlays), ("tables", self.backgrounds)):
+            unknown = [n for n in names if n not in set(catalog.names(kind))]
+            if unknown:
+                raise PoolError(f"pool '{self.name}': unknown {kind} {unknown}")
+        if not 0.0 <= self.overlay_alpha <= 1.0:
+            raise PoolError(f"overlay_alpha must be in [0, 1], got {self.overlay_alpha}")
 
 
 def train_pools(catalog: Catalog | None = None) -> PickPools:
@@ -142,8 +182,12 @@ def train_pools(catalog: Catalog | None = None) -> PickPools:
     )
 
 
+def _radius(catalog: Catalog, kind: str, name: str) -> float:
+    return catalog.get(kind, name).footprint_radius
+
+
 def _min_distance(catalog: Catalog, obj: str, rec: str) -> float:
-    r = catalog.get("objects", obj).footprint_radius + catalog.get("receptacles", rec).footprint_radius
+    r = _radius(catalog, "objects", obj) + _radius(catalog, "receptacles", rec)
     return max(MIN_PAIR_DISTANCE, r + FOOTPRINT_CLEARANCE)
 
 
@@ -158,21 +202,92 @@ def valid_position_pairs(pools: PickPools, catalog: Catalog, obj: str, rec: str)
     return out
 
 
+def _clear(xy, radius: float, placed: list[tuple[tuple[float, float], float]]) -> bool:
+    return all(math.dist(xy, p) > radius + r + FOOTPRINT_CLEARANCE for p, r in placed)
+
+
+def _pick(rng: np.random.RandomState, items: list):
+    return items[rng.randint(len(items))] if items else None
+
+
+MAX_TRIES = 200
+
+
 def sample_factors(pools: PickPools, rng: np.random.RandomState, catalog: Catalog | None = None) -> PickFactors:
-    """Draw one episode from the pools (uniform over each factor; placements uniform over valid pairs)."""
+    """Draw one episode from the pools.
+
+    Each factor is uniform over its pool; placements are uniform over the cells that satisfy the task's spacing
+    rules (object-receptacle > 7 cm and no footprint overlap; distractors > `distractor_min_distance` from the
+    item they distract from; a reposition target `reposition_distance` away from the object's cell). A draw whose
+    placement rules cannot be met is redrawn; the draws consume the RandomState in a fixed order, so a seed
+    fixes the episode.
+    """
     catalog = catalog or default_catalog()
-    obj = pools.objects[rng.randint(len(pools.objects))]
-    rec = pools.receptacles[rng.randint(len(pools.receptacles))]
-    table = pools.tables[rng.randint(len(pools.tables))]
-    template = pools.templates[rng.randint(len(pools.templates))]
-    pairs = valid_position_pairs(pools, catalog, obj, rec)
-    if not pairs:
-        raise PoolError(f"pool '{pools.name}': no placement keeps {obj!r} clear of {rec!r}")
-    i, j = pairs[rng.randint(len(pairs))]
-    yaw = pools.yaws[rng.randint(len(pools.yaws))]
-    offset = pools.robot_qpos_offsets[rng.randint(len(pools.robot_qpos_offsets))]
-    return PickFactors(
-        object=obj, receptacle=rec, table=table, template=template,
-        object_xy=pools.object_positions[i], receptacle_xy=pools.receptacle_positions[j],
-        object_yaw=float(yaw), robot_qpos_offset=tuple(float(x) for x in offset),
-    )
+    for _ in range(MAX_TRIES):
+        obj = _pick(rng, pools.objects)
+        rec = _pick(rng, pools.receptacles)
+        table = _pick(rng, pools.tables)
+        template = _pick(rng, pools.templates)
+        pairs = valid_position_pairs(pools, catalog, obj, rec)
+        if not pairs:
+            continue
+        i, j = _pick(rng, pairs)
+        obj_xy, rec_xy = pools.object_positions[i], pools.receptacle_positions[j]
+        yaw = float(_pick(rng, list(pools.yaws)))
+        offset = tuple(float(x) for x in _pick(rng, list(pools.robot_qpos_offsets)))
+        placed = [(obj_xy, _radius(catalog, "objects", obj)), (rec_xy, _radius(catalog, "receptacles", rec))]
+        ok = True
+        d_objs = []
+        names = [n for n in pools.distractor_objects if n != obj]
+        for _ in range(pools.n_distractor_objects):
+            name = _pick(rng, [n for n in names if n not in {p.name for p in d_objs}])
+            if name is None:
+                ok = False
+                break
+            r = _radius(catalog, "objects", name)
+            cells = [c for c in pools.object_positions
+                     if math.dist(c, obj_xy) > pools.distractor_min_distance and _clear(c, r, placed)]
+            cell = _pick(rng, cells)
+            if cell is None:
+                ok = False
+                break
+            d_objs.append(Placement(name, cell, float(_pick(rng, list(pools.yaws)))))
+            placed.append((cell, r))
+        d_recs = []
+        names = [n for n in pools.distractor_receptacles if n != rec]
+        for _ in range(pools.n_distractor_receptacles if ok else 0):
+            name = _pick(rng, [n for n in names if n not in {p.name for p in d_recs}])
+            if name is None:
+                ok = False
+                break
+            r = _radius(catalog, "receptacles", name)
+            cells = [c for c in pools.receptacle_positions
+                     if math.dist(c, rec_xy) > pools.distractor_min_distance and _clear(c, r, placed)]
+            cell = _pick(rng, cells)
+            if cell is None:
+                ok = False
+                break
+            d_recs.append(Placement(name, cell, 0.0))
+            placed.append((cell, r))
+        if not ok:
+            continue
+        reposition = None
+        if pools.reposition_positions:
+            lo, hi = pools.reposition_distance
+            r = _radius(catalog, "objects", obj)
+            cells = [c for c in pools.reposition_positions
+                     if lo <= math.dist(c, obj_xy) <= hi and _clear(c, r, placed[1:])]
+            reposition = _pick(rng, cells)
+            if reposition is None:
+                continue
+        overlay = _pick(rng, list(pools.overlays))
+        background = _pick(rng, list(pools.backgrounds))
+        return PickFactors(
+            object=obj, receptacle=rec, table=table, template=template,
+            object_xy=obj_xy, receptacle_xy=rec_xy, object_yaw=yaw, robot_qpos_offset=offset,
+            distractor_objects=tuple(d_objs), distractor_receptacles=tuple(d_recs),
+            overlay=overlay, overlay_alpha=float(pools.overlay_alpha) if overlay else 0.0,
+            background=background, reposition_xy=reposition,
+        )
+    raise PoolError(f"pool '{pools.name}': no episode satisfying the placement rules found in {MAX_TRIES} draws; "
+                    f"loosen the distances or widen the position pools")

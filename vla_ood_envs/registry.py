@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 
@@ -23,14 +23,72 @@ class EnvDeclaration:
     axis: str
     display_name: str
     description: str
-    wrappers: tuple[tuple[Callable[..., gym.Wrapper], dict[str, Any]], ...] = ()
+    wrappers: tuple[tuple[str, dict[str, Any]], ...] = ()  # (wrapper class name in vla_ood_envs.wrappers, kwargs)
     task_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
+def _w(name: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+    return (name, kwargs)
+
+
+def _pick(env_id: str, axis: str, display: str, description: str, *wrappers) -> EnvDeclaration:
+    return EnvDeclaration(env_id, "VLAPick", axis, display, description, tuple(wrappers))
+
+
+# The study's 16 evaluation conditions of the pick-and-place task (docs: ../shared/docs/study.md, section 2).
 DECLARATIONS: tuple[EnvDeclaration, ...] = (
-    EnvDeclaration("VLAPick-v0", "VLAPick", "IND", "IND",
-                   "Training distribution: 16 objects, the plate, 16 table appearances, the 6x6 grid, 1 template."),
+    _pick("VLAPick-v0", "IND", "IND",
+          "Training distribution: 16 objects, the plate, 16 table appearances, the 6x6 grid, 1 template."),
+    _pick("VLAPick-UnseenTable-v0", "vision", "Unseen table", "Table appearance from the 5 held-out ones.",
+          _w("UnseenTable", mode="scene")),
+    _pick("VLAPick-DynamicTextureWeak-v0", "vision", "Dyn. texture weak",
+          "Texture over robot+object pixels, anchored to their moving box, alpha 0.3.",
+          _w("DynamicTexture", alpha=0.3)),
+    _pick("VLAPick-DynamicTextureStrong-v0", "vision", "Dyn. texture strong",
+          "Texture over robot+object pixels, anchored to their moving box, alpha 0.5.",
+          _w("DynamicTexture", alpha=0.5)),
+    _pick("VLAPick-DynamicNoiseWeak-v0", "vision", "Dyn. noise weak",
+          "Double-size texture over the whole frame, offset following the arm/object, alpha 0.3.",
+          _w("DynamicNoise", alpha=0.3)),
+    _pick("VLAPick-DynamicNoiseStrong-v0", "vision", "Dyn. noise strong",
+          "Double-size texture over the whole frame, offset following the arm/object, alpha 0.5.",
+          _w("DynamicNoise", alpha=0.5)),
+    _pick("VLAPick-UnseenObjects-v0", "semantics", "Unseen objects", "Target object from the 9 held-out objects.",
+          _w("ObjectSampler", pool="test")),
+    _pick("VLAPick-UnseenReceptacles-v0", "semantics", "Unseen receptacles",
+          "Receptacle from the 16 held-out receptacles.", _w("ReceptacleSampler", pool="test")),
+    _pick("VLAPick-UnseenInstructions-v0", "semantics", "Unseen instructions",
+          "Instruction phrased with one of the 16 held-out templates.", _w("InstructionParaphrase", pool="test")),
+    _pick("VLAPick-MultiObjectSeen-v0", "semantics", "Multi-object (both seen)",
+          "A second training object > 15 cm from the target; the instruction names the target.",
+          _w("DistractorObject", pool="train")),
+    _pick("VLAPick-MultiObjectUnseen-v0", "semantics", "Multi-object (both unseen)",
+          "Held-out target and a held-out distractor object > 15 cm away.",
+          _w("ObjectSampler", pool="test"), _w("DistractorObject", pool="test")),
+    _pick("VLAPick-DistractiveReceptacle-v0", "semantics", "Distractive receptacle",
+          "A held-out receptacle > 15 cm from the plate.", _w("DistractorReceptacle", pool="test")),
+    _pick("VLAPick-MultiReceptacleUnseen-v0", "semantics", "Multi-receptacle (both unseen)",
+          "Held-out target receptacle and a held-out distractor receptacle > 15 cm away.",
+          _w("ReceptacleSampler", pool="test"), _w("DistractorReceptacle", pool="test")),
+    _pick("VLAPick-UnseenPosition-v0", "execution", "Unseen position",
+          "Object and receptacle on the ring 3 cm outside the training square; yaws at odd multiples of pi/8.",
+          _w("PlacementSampler", region="ring")),
+    _pick("VLAPick-UnseenRobotInitPose-v0", "execution", "Unseen robot init pose",
+          "Joint offsets: joints 1-5 in {0, +-0.08, +-0.15} rad, wrist {0, +-0.3, +-0.6} rad, not all zero.",
+          _w("RobotInitPose")),
+    _pick("VLAPick-MidEpisodeReposition-v0", "execution", "Mid-episode reposition",
+          "After action 5 the object is teleported once to a cell 15-21 cm away.",
+          _w("MidEpisodeReposition", at_step=5)),
 )
+
+
+def wrapper_class(name: str):
+    from . import wrappers
+
+    cls = getattr(wrappers, name, None)
+    if cls is None:
+        raise ValueError(f"unknown perturbation wrapper {name!r}")
+    return cls
 
 
 def declaration(env_id: str) -> EnvDeclaration:
@@ -93,11 +151,19 @@ def make_env(
     # live on the claimed device.
     backend = "none" if render_backend == "none" or (render_backend is None and state_only) else choice.backend
     kwargs = {**decl.task_kwargs, **task_kwargs}
-    env = _task_class(decl.task)(num_envs=num_envs, obs_mode=obs_mode, render_mode=render_mode,
+    stack = [(wrapper_class(name), wkw) for name, wkw in decl.wrappers]
+    # Image perturbations read the segmentation image; render it even when the user did not ask to see it.
+    needs_seg = any(cls.requires_segmentation(**wkw) for cls, wkw in stack)
+    internal_obs_mode = obs_mode
+    if needs_seg and obs_mode == "rgb":
+        internal_obs_mode = "rgb+segmentation"
+    elif needs_seg and "rgb" not in obs_mode:
+        raise ValueError(f"{env_id} perturbs images; it needs obs_mode 'rgb' or 'rgb+segmentation', not {obs_mode!r}")
+    env = _task_class(decl.task)(num_envs=num_envs, obs_mode=internal_obs_mode, render_mode=render_mode,
                                  render_backend=backend, sim_backend=sim_backend, **kwargs)
-    env = VLAObservation(env, include_proprio=include_proprio)
-    for wrapper, wrapper_kwargs in decl.wrappers:
-        env = wrapper(env, **wrapper_kwargs)
+    env = VLAObservation(env, include_proprio=include_proprio, expose_segmentation=internal_obs_mode == obs_mode)
+    for cls, wkw in stack:
+        env = cls(env, **wkw)
     if num_envs == 1:
         env = SingleEnvNumpy(env)
     return env

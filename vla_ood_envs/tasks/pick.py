@@ -90,6 +90,8 @@ class VLAPickEnv(BaseEnv):
         self._receptacle_index = {a.name: i for i, a in enumerate(self._receptacle_assets)}
         self._table_index = {a.name: i for i, a in enumerate(self.catalog.tables)}
         self.factors: list[PickFactors | None] = []
+        self.events: list[list[dict]] = []
+        self.episode_version = 0  # bumps whenever any env starts an episode (wrappers cache per-episode data)
         self._pending_factors: dict[int, PickFactors] = {}
         super().__init__(*args, robot_uids=robot_uids, reward_mode=reward_mode, control_mode=control_mode,
                          sim_config=sim_config, **kwargs)
@@ -127,6 +129,7 @@ class VLAPickEnv(BaseEnv):
         return builder.build(name=name)
 
     def _load_scene(self, options: dict):
+        self._seg_lut = None
         self._table_textures = [sapien.render.RenderTexture2D(str(t.texture)) for t in self.catalog.tables]
         top = self.catalog.table_top or default_catalog().table_top
         self.table = scene_lib.build_table(self.scene, str(top), self._table_textures[0])
@@ -183,6 +186,10 @@ class VLAPickEnv(BaseEnv):
         for p in f.distractor_receptacles:
             if p.name not in self._receptacle_index or p.name == f.receptacle:
                 raise ValueError(f"distractor receptacle {p.name!r} must be a catalog receptacle other than the target")
+        if f.overlay is not None and f.overlay not in self.catalog.names("overlays"):
+            raise ValueError(f"overlay {f.overlay!r} is not in the catalog")
+        if f.background is not None and f.background not in self._table_index:
+            raise ValueError(f"background {f.background!r} is not a table appearance of the catalog")
         if len(f.robot_qpos_offset) != 7:
             raise ValueError("robot_qpos_offset needs 7 values (one per arm joint)")
 
@@ -190,6 +197,7 @@ class VLAPickEnv(BaseEnv):
         idx = env_idx.cpu().tolist()
         if len(self.factors) != self.num_envs:
             self.factors = [None] * self.num_envs
+            self.events = [[] for _ in range(self.num_envs)]
             self._episode_state_init()
         for i in idx:
             f = self._pending_factors.pop(i, None)
@@ -197,7 +205,9 @@ class VLAPickEnv(BaseEnv):
                 f = sample_factors(self.pools, self._batched_episode_rng[i], self.catalog)
             self._check_factors(f)
             self.factors[i] = f
+            self.events[i] = []
         self._pending_factors = {}
+        self.episode_version += 1
         self._place_actors(env_idx, idx)
         self._reset_robot(env_idx, idx)
         for i in idx:
@@ -294,6 +304,46 @@ class VLAPickEnv(BaseEnv):
     def receptacle_pose(self) -> Pose:
         return Pose.create(self._select(self.receptacles, self.target_receptacle, lambda a: a.pose.raw_pose))
 
+    # ------------------------------------------------------------------ image-space and event helpers
+    ROBOT_SEG = -2
+    OTHER_SEG = -1
+
+    def segmentation_lut(self) -> torch.Tensor:
+        """Maps a segmentation id to: ROBOT_SEG for robot links, k for object k, 1000 + j for receptacle j,
+        OTHER_SEG for everything else (table, floor)."""
+        if getattr(self, "_seg_lut", None) is None:
+            id_map = self.segmentation_id_map
+            lut = torch.full((max(id_map) + 2,), self.OTHER_SEG, dtype=torch.long)
+            robot_links = {id(link) for link in self.agent.robot.get_links()}
+            objects = {id(a): k for k, a in enumerate(self.objects)}
+            receptacles = {id(a): k for k, a in enumerate(self.receptacles)}
+            for seg_id, thing in id_map.items():
+                if id(thing) in robot_links:
+                    lut[seg_id] = self.ROBOT_SEG
+                elif id(thing) in objects:
+                    lut[seg_id] = objects[id(thing)]
+                elif id(thing) in receptacles:
+                    lut[seg_id] = 1000 + receptacles[id(thing)]
+            self._seg_lut = lut.to(self.device)
+        return self._seg_lut
+
+    def teleport_target_object(self, mask: torch.Tensor, xy: torch.Tensor) -> None:
+        """Move each masked env's target object to workspace offset `xy` (N, 2), on the table, at rest."""
+        cx, cy = scene_lib.WORKSPACE_CENTER
+        for k in torch.unique(self.target_object[mask]).tolist():
+            rows = mask & (self.target_object == k)
+            actor = self.objects[k]
+            raw = actor.pose.raw_pose.clone()
+            raw[rows, 0] = xy[rows, 0] + cx
+            raw[rows, 1] = xy[rows, 1] + cy
+            raw[rows, 2] = 0.002
+            actor.set_pose(Pose.create(raw))
+            lin, ang = actor.linear_velocity.clone(), actor.angular_velocity.clone()
+            lin[rows] = 0
+            ang[rows] = 0
+            actor.set_linear_velocity(lin)
+            actor.set_angular_velocity(ang)
+
     @property
     def instructions(self) -> list[str]:
         return [f.instruction if f is not None else "" for f in self.factors]
@@ -307,6 +357,7 @@ class VLAPickEnv(BaseEnv):
             d["task"] = "VLAPick"
             d["seed"] = seeds[i] if i < len(seeds) else None
             d["pools"] = self.pools.name
+            d["events"] = [dict(e) for e in self.events[i]] if i < len(self.events) else []
             out.append(d)
         return out
 

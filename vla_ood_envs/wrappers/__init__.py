@@ -1,5 +1,16 @@
-"""Gymnasium wrappers of the VLA envs (observation layout now; the OOD perturbations join here)."""
+"""Gymnasium wrappers of the VLA envs: the observation layout and one OOD perturbation per study condition.
 
+Each perturbation has a `layer` ("scene", "image", "language", "event"); see `vla_ood_envs.wrappers.base`.
+"""
+
+from .base import Perturbation, PerturbationError
+from .execution import MidEpisodeReposition, PlacementSampler, RobotInitPose, robot_init_offsets
 from .observation import SingleEnvNumpy, VLAObservation
+from .semantics import DistractorObject, DistractorReceptacle, InstructionParaphrase, ObjectSampler, ReceptacleSampler
+from .vision import DynamicNoise, DynamicTexture, UnseenTable
 
-__all__ = ["SingleEnvNumpy", "VLAObservation"]
+__all__ = [
+    "DistractorObject", "DistractorReceptacle", "DynamicNoise", "DynamicTexture", "InstructionParaphrase",
+    "MidEpisodeReposition", "ObjectSampler", "Perturbation", "PerturbationError", "PlacementSampler",
+    "ReceptacleSampler", "RobotInitPose", "SingleEnvNumpy", "UnseenTable", "VLAObservation", "robot_init_offsets",
+]

@@ -34,14 +34,18 @@ def _instruction_space() -> spaces.Text:
 class VLAObservation(gym.ObservationWrapper):
     """Image + instruction (+ segmentation, + proprioception) observations for batched VLA envs."""
 
-    def __init__(self, env: gym.Env, camera: str = "base_camera", include_proprio: bool = False):
+    def __init__(self, env: gym.Env, camera: str = "base_camera", include_proprio: bool = False,
+                 expose_segmentation: bool = True):
         super().__init__(env)
         base = env.unwrapped
         self.camera = camera
         self.include_proprio = include_proprio
         struct = base.obs_mode_struct
         self.visual = struct.visual.rgb
-        self.with_segmentation = struct.visual.segmentation
+        # The latest segmentation stays available to image perturbations (`last_segmentation`) even when the
+        # user did not ask to see it in the observation.
+        self.last_segmentation = None
+        self.with_segmentation = struct.visual.segmentation and expose_segmentation
         if not self.visual:
             self.single_observation_space = base.single_observation_space
             self.observation_space = base.observation_space
@@ -61,8 +65,10 @@ class VLAObservation(gym.ObservationWrapper):
         base = self.env.unwrapped
         cam = obs["sensor_data"][self.camera]
         out = {"image": cam["rgb"], "instruction": list(base.instructions)}
+        if "segmentation" in cam:
+            self.last_segmentation = cam["segmentation"][..., 0]
         if self.with_segmentation:
-            out["segmentation"] = cam["segmentation"][..., 0]
+            out["segmentation"] = self.last_segmentation
         if self.include_proprio:
             tcp = base.agent.tcp_pose.raw_pose
             gripper = base.agent.robot.get_qpos()[:, -2:].sum(-1, keepdim=True)

@@ -1,0 +1,67 @@
+"""What every OOD perturbation wrapper shares: its layer, its pools, and access to the task under the stack.
+
+Layers:
+- "scene": changes which factor values are drawn at reset (a pool swap, recorded in the manifest's `pools`);
+- "image": transforms the observation image each frame (batched torch on the env's device);
+- "language": changes the instruction (a template pool swap, so the template is in the manifest);
+- "event": acts during the episode (recorded in the manifest's `events`).
+
+Scene, language and event perturbations take effect from the next reset. Every wrapper works on a batched
+env (the stack `gym.make` builds from the declaration table) and on the single-env numpy view a user gets from
+`gym.make`, and stacks with other wrappers in any order that makes sense.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Sequence
+
+import gymnasium as gym
+
+from ..factors import PickPools
+
+
+class PerturbationError(ValueError):
+    """A perturbation was applied to an env it cannot work on, or with bad parameters."""
+
+
+def task_of(env: gym.Env):
+    """The VLAPick task under any stack of wrappers."""
+    from ..tasks.pick import VLAPickEnv
+
+    base = env.unwrapped
+    if not isinstance(base, VLAPickEnv):
+        raise PerturbationError(f"this perturbation needs a VLAPick env underneath, got {type(base).__name__}")
+    return base
+
+
+def resolve_names(pool: str | Sequence[str], catalog_names_train: list[str], catalog_names_test: list[str],
+                  what: str) -> tuple[str, ...]:
+    if isinstance(pool, str):
+        if pool == "train":
+            return tuple(catalog_names_train)
+        if pool == "test":
+            return tuple(catalog_names_test)
+        raise PerturbationError(f"{what} pool must be 'train', 'test' or a list of names, got {pool!r}")
+    names = tuple(pool)
+    if not names:
+        raise PerturbationError(f"{what} pool is empty")
+    return names
+
+
+class Perturbation(gym.Wrapper):
+    layer: ClassVar[str] = ""
+    needs_segmentation: ClassVar[bool] = False
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.task = task_of(env)
+
+    @classmethod
+    def requires_segmentation(cls, **kwargs) -> bool:
+        """Whether an instance built with these arguments reads the segmentation image."""
+        return cls.needs_segmentation
+
+    def _swap_pools(self, tag: str, **changes) -> None:
+        pools: PickPools = self.task.pools.renamed(tag, **changes)
+        pools.validate(self.task.catalog)
+        self.task.pools = pools

@@ -1,0 +1,136 @@
+"""Execution OOD perturbations: where things are, how the robot starts, and an object that moves mid-episode."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import gymnasium as gym
+import torch
+
+from ..factors import RING_POSITIONS, REPOSITION_POSITIONS, TEST_YAWS, TRAIN_POSITIONS, TRAIN_YAWS, ZERO_OFFSET
+from ..tasks.robots import PANDA_BODY_JOINTS, PANDA_WRIST_JOINT
+from .base import Perturbation, PerturbationError
+
+
+class PlacementSampler(Perturbation):
+    """region="ring": object and receptacle on the ring of cells 3 cm outside the training square (+-10.5 cm from
+    the centre) and object yaws at odd multiples of pi/8, all disjoint from training; region="grid": training."""
+
+    layer = "scene"
+
+    def __init__(self, env: gym.Env, region: str = "ring"):
+        super().__init__(env)
+        if region == "ring":
+            positions, yaws = RING_POSITIONS, TEST_YAWS
+        elif region == "grid":
+            positions, yaws = TRAIN_POSITIONS, TRAIN_YAWS
+        else:
+            raise PerturbationError(f"region must be 'ring' or 'grid', got {region!r}")
+        self._swap_pools(f"positions:{region}", object_positions=positions, receptacle_positions=positions,
+                         yaws=yaws)
+
+
+def robot_init_offsets(body: tuple[float, ...] = (0.08, 0.15), wrist: tuple[float, ...] = (0.3, 0.6),
+                       max_shoulder_elbow: float = 0.25) -> tuple[tuple[float, ...], ...]:
+    """The held-out start poses: each of the first five arm joints offset by 0 or +-body[i], the wrist rotation by
+    0 or +-wrist[i]; the unperturbed pose (training) is excluded, and so are combinations whose shoulder plus
+    elbow change exceeds `max_shoulder_elbow` rad (they swing the hand out of the workspace)."""
+    body_vals = (0.0,) + tuple(s * v for v in body for s in (1, -1))
+    wrist_vals = (0.0,) + tuple(s * v for v in wrist for s in (1, -1))
+    shoulder, elbow = 1, 3  # Panda joint 2 and joint 4
+    out = []
+    for combo in itertools.product(body_vals, repeat=len(PANDA_BODY_JOINTS)):
+        if abs(combo[shoulder]) + abs(combo[elbow]) > max_shoulder_elbow + 1e-9:
+            continue
+        for w in wrist_vals:
+            offset = [0.0] * 7
+            for j, v in zip(PANDA_BODY_JOINTS, combo):
+                offset[j] = v
+            offset[PANDA_WRIST_JOINT] = w
+            if tuple(offset) != ZERO_OFFSET:
+                out.append(tuple(offset))
+    return tuple(out)
+
+
+class RobotInitPose(Perturbation):
+    """Start each episode from a perturbed joint configuration (see `robot_init_offsets`). `scale` multiplies every
+    offset, so a sweep over severity is `scale` in (0, 1]."""
+
+    layer = "scene"
+
+    def __init__(self, env: gym.Env, scale: float = 1.0, max_shoulder_elbow: float = 0.25):
+        super().__init__(env)
+        if scale <= 0:
+            raise PerturbationError("scale must be > 0")
+        self.severity = scale
+        offsets = robot_init_offsets((0.08 * scale, 0.15 * scale), (0.3 * scale, 0.6 * scale),
+                                     max_shoulder_elbow * scale)
+        self.offsets = offsets
+        self._swap_pools(f"robot-init:{scale:g}", robot_qpos_offsets=offsets)
+
+
+class MidEpisodeReposition(Perturbation):
+    """Teleport the target object once per episode to a cell `distance` (m) away from where it started, grasped or
+    not, and let it settle. The target cell is an episode factor (`reposition_xy`); the event is appended to the
+    manifest's `events` and flagged in `info["repositioned"]`.
+
+    trigger="step": after `at_step` actions (the study: 5); "grasp": the step after the object is first grasped;
+    "near": once the gripper is within `near_distance` of the object.
+    """
+
+    layer = "event"
+
+    def __init__(self, env: gym.Env, at_step: int = 5, distance: tuple[float, float] = (0.15, 0.21),
+                 trigger: str = "step", near_distance: float = 0.05):
+        super().__init__(env)
+        if trigger not in ("step", "grasp", "near"):
+            raise PerturbationError(f"trigger must be 'step', 'grasp' or 'near', got {trigger!r}")
+        if not 0 < distance[0] <= distance[1]:
+            raise PerturbationError(f"distance must be (low, high) with 0 < low <= high, got {distance}")
+        self.at_step, self.trigger, self.near_distance = int(at_step), trigger, float(near_distance)
+        self.severity = tuple(distance)
+        self._swap_pools(f"reposition:{trigger}", reposition_positions=REPOSITION_POSITIONS,
+                         reposition_distance=tuple(distance))
+        self._fired = torch.zeros(self.task.num_envs, dtype=torch.bool, device=self.task.device)
+        self._version = -1
+
+    def _due(self) -> torch.Tensor:
+        t = self.task
+        if self.trigger == "step":
+            return t.elapsed_steps.to(t.device) == self.at_step
+        if self.trigger == "grasp":
+            return t.grasped_ever.clone()
+        dist = torch.linalg.norm(t.agent.tcp_pose.p - t.object_pose().p, dim=-1)
+        return dist < self.near_distance
+
+    def step(self, action):
+        t = self.task
+        if self._version != t.episode_version:
+            self._version = t.episode_version
+            self._fired = torch.tensor([bool(e and any(x.get("type") == "reposition" for x in e)) for e in t.events],
+                                       device=t.device)
+            self._xy = torch.tensor([f.reposition_xy or (math.nan, math.nan) for f in t.factors],
+                                    dtype=torch.float32, device=t.device)
+        fire = self._due() & ~self._fired & ~torch.isnan(self._xy[:, 0])
+        if fire.any():
+            before = t.object_pose().p.clone()
+            grasped = t.evaluate()["is_grasped"]
+            t.teleport_target_object(fire, self._xy)
+            after = t.object_pose().p
+            steps = t.elapsed_steps.reshape(-1).expand(t.num_envs)
+            for i in torch.nonzero(fire).flatten().tolist():
+                t.events[i].append({
+                    "type": "reposition",
+                    "step": int(steps[i]),
+                    "from": [round(float(v), 4) for v in before[i, :2]],
+                    "to": [round(float(v), 4) for v in after[i, :2]],
+                    "moved": round(float(torch.linalg.norm(after[i, :2] - before[i, :2])), 4),
+                    "was_grasped": bool(grasped[i]),
+                })
+            self._fired |= fire
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info = dict(info)
+        info["repositioned"] = fire if isinstance(reward, torch.Tensor) else bool(fire[0])
+        return obs, reward, terminated, truncated, info
+

@@ -1,0 +1,96 @@
+"""Semantic OOD perturbations: which object, which receptacle, distractors, and how the instruction is phrased."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import gymnasium as gym
+
+from ..factors import DISTRACTOR_MIN_DISTANCE, TEST_TEMPLATES, TRAIN_TEMPLATE
+from .base import Perturbation, PerturbationError, resolve_names
+
+
+class ObjectSampler(Perturbation):
+    """Draw the target object from the held-out pool ("test"), the training pool, or a list of catalog names."""
+
+    layer = "scene"
+
+    def __init__(self, env: gym.Env, pool: str | Sequence[str] = "test"):
+        super().__init__(env)
+        cat = self.task.catalog
+        self.objects = resolve_names(pool, cat.names("objects", "train"), cat.names("objects", "test"), "object")
+        self._swap_pools(f"objects:{pool if isinstance(pool, str) else 'custom'}", objects=self.objects)
+
+
+class ReceptacleSampler(Perturbation):
+    """Draw the target receptacle from the held-out pool ("test"), the training pool, or a list of names."""
+
+    layer = "scene"
+
+    def __init__(self, env: gym.Env, pool: str | Sequence[str] = "test"):
+        super().__init__(env)
+        cat = self.task.catalog
+        self.receptacles = resolve_names(pool, cat.names("receptacles", "train"), cat.names("receptacles", "test"),
+                                         "receptacle")
+        self._swap_pools(f"receptacles:{pool if isinstance(pool, str) else 'custom'}", receptacles=self.receptacles)
+
+
+class InstructionParaphrase(Perturbation):
+    """Phrase the instruction with a held-out template ("test": the study's 16), the training one, or your own.
+
+    Templates use {O} for the object and {R} for the receptacle. The template is a factor of the episode, so the
+    manifest says which phrasing was used.
+    """
+
+    layer = "language"
+
+    def __init__(self, env: gym.Env, pool: str | Sequence[str] = "test"):
+        super().__init__(env)
+        if pool == "test":
+            templates = TEST_TEMPLATES
+        elif pool == "train":
+            templates = (TRAIN_TEMPLATE,)
+        elif isinstance(pool, str):
+            raise PerturbationError(f"template pool must be 'train', 'test' or a list of templates, got {pool!r}")
+        else:
+            templates = tuple(pool)
+        self.templates = templates
+        self._swap_pools(f"templates:{pool if isinstance(pool, str) else 'custom'}", templates=templates)
+
+
+class DistractorObject(Perturbation):
+    """Add `count` graspable distractors more than `min_distance` from the target; the instruction names only the
+    target. `pool`: "train" (seen objects), "test" (held-out objects) or a list of names."""
+
+    layer = "scene"
+
+    def __init__(self, env: gym.Env, pool: str | Sequence[str] = "train", count: int = 1,
+                 min_distance: float = DISTRACTOR_MIN_DISTANCE):
+        super().__init__(env)
+        if count < 1:
+            raise PerturbationError("count must be >= 1")
+        cat = self.task.catalog
+        names = resolve_names(pool, cat.names("objects", "train"), cat.names("objects", "test"), "distractor object")
+        self.severity = min_distance
+        self._swap_pools(f"distractor-objects:{pool if isinstance(pool, str) else 'custom'}x{count}",
+                         distractor_objects=names, n_distractor_objects=count, distractor_min_distance=min_distance)
+
+
+class DistractorReceptacle(Perturbation):
+    """Add `count` distractor receptacles more than `min_distance` from the target receptacle (default pool: the
+    held-out receptacles)."""
+
+    layer = "scene"
+
+    def __init__(self, env: gym.Env, pool: str | Sequence[str] = "test", count: int = 1,
+                 min_distance: float = DISTRACTOR_MIN_DISTANCE):
+        super().__init__(env)
+        if count < 1:
+            raise PerturbationError("count must be >= 1")
+        cat = self.task.catalog
+        names = resolve_names(pool, cat.names("receptacles", "train"), cat.names("receptacles", "test"),
+                              "distractor receptacle")
+        self.severity = min_distance
+        self._swap_pools(f"distractor-receptacles:{pool if isinstance(pool, str) else 'custom'}x{count}",
+                         distractor_receptacles=names, n_distractor_receptacles=count,
+                         distractor_min_distance=min_distance)
