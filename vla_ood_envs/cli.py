@@ -27,11 +27,20 @@ def _cmd_render(args) -> int:
     from .pictures import episode_sheet
     from .registry import DECLARATIONS
 
+    from .pictures import episode_strip, overview_sheet
+    from .registry import declaration
+
     ids = [d.env_id for d in DECLARATIONS] if args.all else [args.env]
     out = Path(args.out)
     for env_id in ids:
         path = episode_sheet(env_id, out / f"{env_id}.png", episodes=args.episodes, size=args.size, seed=args.seed)
         print(f"wrote {path}")
+        names = {name for name, _ in declaration(env_id).wrappers}
+        if names & {"DynamicTexture", "DynamicNoise", "MidEpisodeReposition"} or args.strip:
+            path = episode_strip(env_id, out / f"{env_id}-strip.png", seed=args.seed, size=args.size)
+            print(f"wrote {path}")
+    if args.all:
+        print(f"wrote {overview_sheet(out / 'overview.png', seed=args.seed)}")
     return 0
 
 
@@ -64,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--episodes", type=int, default=8)
     r.add_argument("--size", type=int, default=224)
     r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--strip", action="store_true", help="also a strip of frames of one expert episode")
     r.add_argument("--out", default="out/render")
     r.set_defaults(func=_cmd_render)
 

@@ -44,6 +44,55 @@ def episode_sheet(env_id: str, out: Path, episodes: int = 8, size: int = 224, se
     return out
 
 
+def episode_strip(env_id: str, out: Path, seed: int = 0, steps: tuple[int, ...] = (0, 4, 6, 10, 16, 24),
+                  size: int = 224) -> Path:
+    """Frames of one episode driven by the scripted expert, for conditions that change during an episode
+    (dynamic texture/noise follow the arm; the reposition event moves the object)."""
+    import gymnasium as gym
+
+    from . import registry  # noqa: F401
+    from .experts.pick_expert import PickExpert
+
+    env = gym.make(env_id, camera_width=size, camera_height=size)
+    expert = PickExpert()
+    frames, captions = [], []
+    try:
+        obs, _ = env.reset(seed=seed)
+        expert.reset(env)
+        for t in range(max(steps) + 1):
+            if t in steps:
+                frames.append(obs["image"])
+                captions.append(f"step {t}")
+            obs = env.step(expert.act(env)[0].cpu().numpy())[0]
+    finally:
+        env.close()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid(frames, len(frames), captions).save(out)
+    return out
+
+
+def overview_sheet(out: Path, size: int = 160, seed: int = 0, columns: int = 4) -> Path:
+    """One first frame per registered ID, captioned with its condition: the study's conditions at a glance."""
+    import gymnasium as gym
+
+    from .registry import DECLARATIONS
+
+    images, captions = [], []
+    for d in DECLARATIONS:
+        env = gym.make(d.env_id, camera_width=size, camera_height=size)
+        try:
+            obs, _ = env.reset(seed=seed)
+            if d.wrappers and d.wrappers[-1][0] == "MidEpisodeReposition":
+                obs = env.step(np.zeros(7, dtype=np.float32))[0]
+        finally:
+            env.close()
+        images.append(obs["image"])
+        captions.append(f"{d.axis}: {d.display_name}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid(images, columns, captions).save(out)
+    return out
+
+
 def asset_sheet(out: Path, size: int = 160) -> Path:
     """Every object and receptacle of the shipped catalog rendered alone, plus every table and overlay texture."""
     import sapien

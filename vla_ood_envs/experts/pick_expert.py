@@ -75,8 +75,15 @@ class PickExpert:
         self.timer[env_idx] = 0
         self.prev_delta[env_idx] = 0
         target = self._target_pose(base)
-        # The start orientation points the fingers down; every goal orientation is a yaw of it.
-        self.down[env_idx] = quaternion_to_matrix(target.q)[env_idx]
+        # Fingers straight down, keeping the start's heading: every goal orientation is a yaw of this. (A perturbed
+        # start pose may tilt the hand; the expert levels it first.)
+        r = quaternion_to_matrix(target.q)[env_idx]
+        z = torch.tensor([0.0, 0.0, -1.0], device=dev).expand(len(env_idx), 3)
+        y = r[:, :, 1].clone()
+        y[:, 2] = 0
+        y = y / torch.linalg.norm(y, dim=-1, keepdim=True).clamp(min=1e-6)
+        x = torch.cross(y, z, dim=-1)
+        self.down[env_idx] = torch.stack([x, y, z], -1)
 
     # ------------------------------------------------------------------ privileged state
     @staticmethod

@@ -48,12 +48,14 @@ def resolve_names(pool: str | Sequence[str], catalog_names_train: list[str], cat
     return names
 
 
-class Perturbation(gym.Wrapper):
+class Perturbation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     layer: ClassVar[str] = ""
     needs_segmentation: ClassVar[bool] = False
 
-    def __init__(self, env: gym.Env):
-        super().__init__(env)
+    def __init__(self, env: gym.Env, **ctor_kwargs):
+        # Recording the constructor arguments lets Gymnasium re-create the stack (env.spec, check_env).
+        gym.utils.RecordConstructorArgs.__init__(self, **ctor_kwargs)
+        gym.Wrapper.__init__(self, env)
         self.task = task_of(env)
 
     @classmethod

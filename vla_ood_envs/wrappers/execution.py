@@ -20,7 +20,7 @@ class PlacementSampler(Perturbation):
     layer = "scene"
 
     def __init__(self, env: gym.Env, region: str = "ring"):
-        super().__init__(env)
+        super().__init__(env, region=region)
         if region == "ring":
             positions, yaws = RING_POSITIONS, TEST_YAWS
         elif region == "grid":
@@ -60,7 +60,7 @@ class RobotInitPose(Perturbation):
     layer = "scene"
 
     def __init__(self, env: gym.Env, scale: float = 1.0, max_shoulder_elbow: float = 0.25):
-        super().__init__(env)
+        super().__init__(env, scale=scale, max_shoulder_elbow=max_shoulder_elbow)
         if scale <= 0:
             raise PerturbationError("scale must be > 0")
         self.severity = scale
@@ -83,7 +83,7 @@ class MidEpisodeReposition(Perturbation):
 
     def __init__(self, env: gym.Env, at_step: int = 5, distance: tuple[float, float] = (0.15, 0.21),
                  trigger: str = "step", near_distance: float = 0.05):
-        super().__init__(env)
+        super().__init__(env, at_step=at_step, distance=distance, trigger=trigger, near_distance=near_distance)
         if trigger not in ("step", "grasp", "near"):
             raise PerturbationError(f"trigger must be 'step', 'grasp' or 'near', got {trigger!r}")
         if not 0 < distance[0] <= distance[1]:

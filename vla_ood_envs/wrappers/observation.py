@@ -83,8 +83,8 @@ class SingleEnvNumpy(gym.Wrapper):
         super().__init__(env)
         if env.unwrapped.num_envs != 1:
             raise ValueError("SingleEnvNumpy needs num_envs=1")
-        space = getattr(env, "single_observation_space", None) or env.unwrapped.single_observation_space
-        self.observation_space = space
+        # The VLA layout's space, found through any perturbation wrappers stacked on top of it.
+        self.observation_space = env.get_wrapper_attr("single_observation_space")
         self.action_space = env.unwrapped.single_action_space
 
     @staticmethod

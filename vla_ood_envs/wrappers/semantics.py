@@ -16,7 +16,7 @@ class ObjectSampler(Perturbation):
     layer = "scene"
 
     def __init__(self, env: gym.Env, pool: str | Sequence[str] = "test"):
-        super().__init__(env)
+        super().__init__(env, pool=pool)
         cat = self.task.catalog
         self.objects = resolve_names(pool, cat.names("objects", "train"), cat.names("objects", "test"), "object")
         self._swap_pools(f"objects:{pool if isinstance(pool, str) else 'custom'}", objects=self.objects)
@@ -28,7 +28,7 @@ class ReceptacleSampler(Perturbation):
     layer = "scene"
 
     def __init__(self, env: gym.Env, pool: str | Sequence[str] = "test"):
-        super().__init__(env)
+        super().__init__(env, pool=pool)
         cat = self.task.catalog
         self.receptacles = resolve_names(pool, cat.names("receptacles", "train"), cat.names("receptacles", "test"),
                                          "receptacle")
@@ -45,7 +45,7 @@ class InstructionParaphrase(Perturbation):
     layer = "language"
 
     def __init__(self, env: gym.Env, pool: str | Sequence[str] = "test"):
-        super().__init__(env)
+        super().__init__(env, pool=pool)
         if pool == "test":
             templates = TEST_TEMPLATES
         elif pool == "train":
@@ -66,7 +66,7 @@ class DistractorObject(Perturbation):
 
     def __init__(self, env: gym.Env, pool: str | Sequence[str] = "train", count: int = 1,
                  min_distance: float = DISTRACTOR_MIN_DISTANCE):
-        super().__init__(env)
+        super().__init__(env, pool=pool, count=count, min_distance=min_distance)
         if count < 1:
             raise PerturbationError("count must be >= 1")
         cat = self.task.catalog
@@ -84,7 +84,7 @@ class DistractorReceptacle(Perturbation):
 
     def __init__(self, env: gym.Env, pool: str | Sequence[str] = "test", count: int = 1,
                  min_distance: float = DISTRACTOR_MIN_DISTANCE):
-        super().__init__(env)
+        super().__init__(env, pool=pool, count=count, min_distance=min_distance)
         if count < 1:
             raise PerturbationError("count must be >= 1")
         cat = self.task.catalog

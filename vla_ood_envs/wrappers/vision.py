@@ -29,8 +29,8 @@ class ImagePerturbation(Perturbation):
     layer = "image"
     needs_segmentation = True
 
-    def __init__(self, env: gym.Env):
-        super().__init__(env)
+    def __init__(self, env: gym.Env, **ctor_kwargs):
+        super().__init__(env, **ctor_kwargs)
         if not self.task.obs_mode_struct.visual.rgb:
             raise PerturbationError(f"{type(self).__name__} changes images; make the env with obs_mode='rgb' "
                                     f"(or 'rgb+segmentation'), not {self.task.obs_mode!r}")
@@ -100,7 +100,7 @@ class _OverlayPerturbation(ImagePerturbation):
     texture_scale = 1
 
     def __init__(self, env: gym.Env, alpha: float, textures: str | Sequence[str], tag: str):
-        super().__init__(env)
+        super().__init__(env, alpha=alpha, textures=textures)
         if not 0.0 < alpha <= 1.0:
             raise PerturbationError(f"alpha must be in (0, 1], got {alpha}")
         cat = self.task.catalog
@@ -177,7 +177,7 @@ class UnseenTable(Perturbation):
     def __init__(self, env: gym.Env, pool: str | Sequence[str] = "test", mode: str = "scene"):
         if mode not in ("scene", "image"):
             raise PerturbationError(f"mode must be 'scene' or 'image', got {mode!r}")
-        super().__init__(env)
+        super().__init__(env, pool=pool, mode=mode)
         self.mode = mode
         cat = self.task.catalog
         names = resolve_names(pool, cat.names("tables", "train"), cat.names("tables", "test"), "table")
