@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
-import time
 
 import gymnasium as gym
 import numpy as np
@@ -23,30 +23,9 @@ import mani_skill.envs  # noqa: F401  (registers PickCube-v1)
 import vla_ood_envs  # noqa: F401
 from vla_ood_envs.render.device import claim_renderer, select_render_backend
 
+from timing import ROUNDS, measure_pair
+
 MODES = (("state", "state"), ("rgb 224", "rgb"), ("rgb+seg 224", "rgb+segmentation"))
-
-
-ROUNDS = 5
-
-
-def _round(env, action_fn, steps: int) -> float:
-    t = time.perf_counter()
-    for _ in range(steps):
-        env.step(action_fn())
-    return steps / (time.perf_counter() - t)
-
-
-def _measure_pair(a, a_action, b, b_action, steps: int) -> tuple[float, float]:
-    """Median steps/s of two envs measured in alternating rounds, so machine drift hits both alike."""
-    for env, act in ((a, a_action), (b, b_action)):
-        env.reset(seed=0)
-        _round(env, act, 3)
-    per = max(1, steps // ROUNDS)
-    ra, rb = [], []
-    for _ in range(ROUNDS):
-        ra.append(_round(a, a_action, per))
-        rb.append(_round(b, b_action, per))
-    return float(np.median(ra)), float(np.median(rb))
 
 
 def bench(steps: int, size: int) -> list[dict]:
@@ -61,7 +40,7 @@ def bench(steps: int, size: int) -> list[dict]:
         ref = gym.make("PickCube-v1", obs_mode=mode, render_backend=backend,
                        sim_config=dict(sim_freq=500, control_freq=5),
                        sensor_configs=dict(width=size, height=size), control_mode="pd_ee_delta_pose")
-        ours_sps, ref_sps = _measure_pair(
+        ours_sps, ref_sps = measure_pair(
             ours, lambda: rng.uniform(low * 0.3, high * 0.3).astype(np.float32),
             ref, lambda: ref.action_space.sample() * 0.3, steps)
         ours.close()
@@ -80,8 +59,8 @@ def main() -> None:
     steps = args.steps or (25 if args.quick else 150)
     rows = bench(steps, args.size)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nenv steps/s, 1 env, physics 500 Hz / control 5 Hz, median of 5 alternating rounds, {steps} steps each "
-          f"({platform.processor() or platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores, "
+    print(f"\nenv steps/s, 1 env, physics 500 Hz / control 5 Hz, median of {ROUNDS} alternating rounds, {steps} steps each "
+          f"({platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
           f"render device {select_render_backend().device_name})\n")
     print("| mode | VLAPick-v0 | PickCube-v1 | ratio |")
     print("|---|---|---|---|")

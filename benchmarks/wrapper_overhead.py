@@ -10,7 +10,6 @@ cost of the perturbation itself. The cost of the extra segmentation pass is show
 from __future__ import annotations
 
 import argparse
-import time
 
 import gymnasium as gym
 import numpy as np
@@ -18,27 +17,13 @@ import numpy as np
 import vla_ood_envs  # noqa: F401
 from vla_ood_envs.registry import DECLARATIONS, declaration, wrapper_class
 
-ROUNDS = 5
+from timing import ROUNDS, measure_pair
 
-
-def _round(env, steps: int, action: np.ndarray) -> float:
-    t = time.perf_counter()
-    for _ in range(steps):
-        env.step(action)
-    return steps / (time.perf_counter() - t)
+ACTION = np.array([0.01, 0.0, -0.005, 0, 0, 0, 1.0], dtype=np.float32)
 
 
 def _pair(a, b, steps: int) -> tuple[float, float]:
-    action = np.array([0.01, 0.0, -0.005, 0, 0, 0, 1.0], dtype=np.float32)
-    for env in (a, b):
-        env.reset(seed=0)
-        _round(env, 2, action)
-    per = max(1, steps // ROUNDS)
-    ra, rb = [], []
-    for _ in range(ROUNDS):
-        ra.append(_round(a, per, action))
-        rb.append(_round(b, per, action))
-    return float(np.median(ra)), float(np.median(rb))
+    return measure_pair(a, lambda: ACTION, b, lambda: ACTION, steps, warmup=2)
 
 
 def main() -> None:

@@ -213,6 +213,24 @@ def _pick(rng: np.random.RandomState, items: list):
 MAX_TRIES = 200
 
 
+def _place_distractors(rng, catalog: Catalog, kind: str, names: list[str], count: int, anchor, positions,
+                       min_distance: float, placed: list, yaws) -> tuple[Placement, ...] | None:
+    """`count` distinct items from `names`, each more than `min_distance` from `anchor` and clear of everything in
+    `placed` (which grows); None when the rules cannot be met. Yaws are drawn from `yaws` (none: yaw 0)."""
+    out: list[Placement] = []
+    for _ in range(count):
+        name = _pick(rng, [n for n in names if n not in {p.name for p in out}])
+        if name is None:
+            return None
+        r = _radius(catalog, kind, name)
+        cell = _pick(rng, [c for c in positions if math.dist(c, anchor) > min_distance and _clear(c, r, placed)])
+        if cell is None:
+            return None
+        out.append(Placement(name, cell, float(_pick(rng, list(yaws))) if yaws else 0.0))
+        placed.append((cell, r))
+    return tuple(out)
+
+
 def sample_factors(pools: PickPools, rng: np.random.RandomState, catalog: Catalog | None = None) -> PickFactors:
     """Draw one episode from the pools.
 
@@ -236,40 +254,16 @@ def sample_factors(pools: PickPools, rng: np.random.RandomState, catalog: Catalo
         yaw = float(_pick(rng, list(pools.yaws)))
         offset = tuple(float(x) for x in _pick(rng, list(pools.robot_qpos_offsets)))
         placed = [(obj_xy, _radius(catalog, "objects", obj)), (rec_xy, _radius(catalog, "receptacles", rec))]
-        ok = True
-        d_objs = []
-        names = [n for n in pools.distractor_objects if n != obj]
-        for _ in range(pools.n_distractor_objects):
-            name = _pick(rng, [n for n in names if n not in {p.name for p in d_objs}])
-            if name is None:
-                ok = False
-                break
-            r = _radius(catalog, "objects", name)
-            cells = [c for c in pools.object_positions
-                     if math.dist(c, obj_xy) > pools.distractor_min_distance and _clear(c, r, placed)]
-            cell = _pick(rng, cells)
-            if cell is None:
-                ok = False
-                break
-            d_objs.append(Placement(name, cell, float(_pick(rng, list(pools.yaws)))))
-            placed.append((cell, r))
-        d_recs = []
-        names = [n for n in pools.distractor_receptacles if n != rec]
-        for _ in range(pools.n_distractor_receptacles if ok else 0):
-            name = _pick(rng, [n for n in names if n not in {p.name for p in d_recs}])
-            if name is None:
-                ok = False
-                break
-            r = _radius(catalog, "receptacles", name)
-            cells = [c for c in pools.receptacle_positions
-                     if math.dist(c, rec_xy) > pools.distractor_min_distance and _clear(c, r, placed)]
-            cell = _pick(rng, cells)
-            if cell is None:
-                ok = False
-                break
-            d_recs.append(Placement(name, cell, 0.0))
-            placed.append((cell, r))
-        if not ok:
+        d_objs = _place_distractors(rng, catalog, "objects", [n for n in pools.distractor_objects if n != obj],
+                                    pools.n_distractor_objects, obj_xy, pools.object_positions,
+                                    pools.distractor_min_distance, placed, pools.yaws)
+        if d_objs is None:
+            continue
+        d_recs = _place_distractors(rng, catalog, "receptacles",
+                                    [n for n in pools.distractor_receptacles if n != rec],
+                                    pools.n_distractor_receptacles, rec_xy, pools.receptacle_positions,
+                                    pools.distractor_min_distance, placed, ())
+        if d_recs is None:
             continue
         reposition = None
         if pools.reposition_positions:
@@ -285,7 +279,7 @@ def sample_factors(pools: PickPools, rng: np.random.RandomState, catalog: Catalo
         return PickFactors(
             object=obj, receptacle=rec, table=table, template=template,
             object_xy=obj_xy, receptacle_xy=rec_xy, object_yaw=yaw, robot_qpos_offset=offset,
-            distractor_objects=tuple(d_objs), distractor_receptacles=tuple(d_recs),
+            distractor_objects=d_objs, distractor_receptacles=d_recs,
             overlay=overlay, overlay_alpha=float(pools.overlay_alpha) if overlay else 0.0,
             background=background, reposition_xy=reposition,
         )

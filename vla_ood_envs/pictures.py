@@ -87,7 +87,7 @@ def overview_sheet(out: Path, size: int = 160, seed: int = 0, columns: int = 4) 
         finally:
             env.close()
         images.append(obs["image"])
-        captions.append(f"{d.axis}: {d.display_name}")
+        captions.append(d.display_name)
     out.parent.mkdir(parents=True, exist_ok=True)
     grid(images, columns, captions).save(out)
     return out

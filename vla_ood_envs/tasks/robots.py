@@ -11,7 +11,9 @@ from __future__ import annotations
 from copy import deepcopy
 
 import numpy as np
+import sapien
 
+from mani_skill.agents.base_agent import Keyframe
 from mani_skill.agents.controllers import PDEEPoseControllerConfig, deepcopy_dict
 from mani_skill.agents.registration import register_agent
 from mani_skill.agents.robots.panda.panda import Panda
@@ -30,9 +32,10 @@ class PandaVLA(Panda):
     """Franka Panda with the metric delta-pose controller of the study (plus all of ManiSkill's Panda modes)."""
 
     uid = "panda_vla"
-    # A start pose with the hand above the workspace, fingers pointing down, camera-visible.
+    # Start with the open hand 21 cm above the centre of the workspace, fingers down: in view of the third-person
+    # camera without hiding the objects in the first frames.
     keyframes = dict(
-        rest=deepcopy(Panda.keyframes["rest"]),
+        rest=Keyframe(qpos=np.array([0.0, 0.0, 0.0, -2.4, 0.0, 2.4, np.pi / 4, 0.04, 0.04]), pose=sapien.Pose()),
     )
 
     @property

@@ -21,8 +21,8 @@ WORKSPACE_CENTER = (-0.1, 0.0)  # centre of the placement grid, in front of the 
 
 # The study's camera: third person, horizontal FOV about 54 degrees. Looking from the front-right at the
 # workspace so the arm, the object and the receptacle are all in view.
-CAMERA_EYE = (0.25, 0.25, 0.55)
-CAMERA_TARGET = (-0.25, 0.0, 0.0)
+CAMERA_EYE = (0.35, 0.3, 0.6)
+CAMERA_TARGET = (-0.28, 0.0, 0.12)
 CAMERA_HFOV = np.deg2rad(54.0)
 
 

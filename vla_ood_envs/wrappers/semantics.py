@@ -58,39 +58,42 @@ class InstructionParaphrase(Perturbation):
         self._swap_pools(f"templates:{pool if isinstance(pool, str) else 'custom'}", templates=templates)
 
 
-class DistractorObject(Perturbation):
+class _Distractor(Perturbation):
+    """Shared body of the distractor wrappers: `count` extra items of a catalog kind, far from their target."""
+
+    layer = "scene"
+    kind = ""
+
+    def __init__(self, env: gym.Env, pool: str | Sequence[str], count: int, min_distance: float):
+        super().__init__(env, pool=pool, count=count, min_distance=min_distance)
+        if count < 1:
+            raise PerturbationError("count must be >= 1")
+        cat = self.task.catalog
+        names = resolve_names(pool, cat.names(self.kind, "train"), cat.names(self.kind, "test"),
+                              f"distractor {self.kind[:-1]}")
+        self.severity = min_distance
+        self._swap_pools(f"distractor-{self.kind}:{pool if isinstance(pool, str) else 'custom'}x{count}",
+                         distractor_min_distance=min_distance,
+                         **{f"distractor_{self.kind}": names, f"n_distractor_{self.kind}": count})
+
+
+class DistractorObject(_Distractor):
     """Add `count` graspable distractors more than `min_distance` from the target; the instruction names only the
     target. `pool`: "train" (seen objects), "test" (held-out objects) or a list of names."""
 
-    layer = "scene"
+    kind = "objects"
 
     def __init__(self, env: gym.Env, pool: str | Sequence[str] = "train", count: int = 1,
                  min_distance: float = DISTRACTOR_MIN_DISTANCE):
-        super().__init__(env, pool=pool, count=count, min_distance=min_distance)
-        if count < 1:
-            raise PerturbationError("count must be >= 1")
-        cat = self.task.catalog
-        names = resolve_names(pool, cat.names("objects", "train"), cat.names("objects", "test"), "distractor object")
-        self.severity = min_distance
-        self._swap_pools(f"distractor-objects:{pool if isinstance(pool, str) else 'custom'}x{count}",
-                         distractor_objects=names, n_distractor_objects=count, distractor_min_distance=min_distance)
+        super().__init__(env, pool, count, min_distance)
 
 
-class DistractorReceptacle(Perturbation):
+class DistractorReceptacle(_Distractor):
     """Add `count` distractor receptacles more than `min_distance` from the target receptacle (default pool: the
     held-out receptacles)."""
 
-    layer = "scene"
+    kind = "receptacles"
 
     def __init__(self, env: gym.Env, pool: str | Sequence[str] = "test", count: int = 1,
                  min_distance: float = DISTRACTOR_MIN_DISTANCE):
-        super().__init__(env, pool=pool, count=count, min_distance=min_distance)
-        if count < 1:
-            raise PerturbationError("count must be >= 1")
-        cat = self.task.catalog
-        names = resolve_names(pool, cat.names("receptacles", "train"), cat.names("receptacles", "test"),
-                              "distractor receptacle")
-        self.severity = min_distance
-        self._swap_pools(f"distractor-receptacles:{pool if isinstance(pool, str) else 'custom'}x{count}",
-                         distractor_receptacles=names, n_distractor_receptacles=count,
-                         distractor_min_distance=min_distance)
+        super().__init__(env, pool, count, min_distance)
