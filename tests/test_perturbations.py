@@ -235,3 +235,30 @@ def test_every_registered_id_resets_steps_and_is_deterministic(decl):
         assert env.observation_space.contains(obs)
     finally:
         env.close()
+
+
+@pytest.mark.parametrize("cls", [DynamicTexture, DynamicNoise])
+def test_batched_image_perturbation_equals_per_env_results(seg_env, cls):
+    """The batched path (N envs in one tensor op, as on the GPU) gives each env exactly its own single-env result,
+    with per-env textures and alphas. ManiSkill's CPU simulation holds one env, so the batch is built by hand."""
+    wrapped = cls(seg_env, alpha=0.5)
+    try:
+        obs, _ = wrapped.reset(seed=4)
+        task = wrapped.unwrapped
+        image = torch.from_numpy(seg_env.reset(seed=4)[0]["image"])[None]
+        seg = wrapped._segmentation()
+        wrapped._version = task.episode_version  # keep the hand-set per-env parameters below
+        singles = []
+        for tid, alpha in ((3, 0.3), (9, 0.5)):
+            wrapped._tid, wrapped._alpha = torch.tensor([tid]), torch.tensor([alpha])
+            singles.append(wrapped.perturb(image, seg)[0])
+        target = task.target_object
+        task.target_object = target.repeat(2)
+        wrapped._tid, wrapped._alpha = torch.tensor([3, 9]), torch.tensor([0.3, 0.5])
+        batch = wrapped.perturb(image.repeat(2, 1, 1, 1), seg.repeat(2, 1, 1))
+        task.target_object = target
+        assert batch.shape == (2, *image.shape[1:])
+        assert torch.equal(batch[0], singles[0]) and torch.equal(batch[1], singles[1])
+        assert not torch.equal(batch[0], batch[1])
+    finally:
+        seg_env.unwrapped.pools = train_pools()

@@ -113,3 +113,8 @@ def test_success_matches_the_scene(state_env, where, expected):
     assert bool(info["success"]) is expected
     if where == "hover":
         assert bool(info["is_placed"]) and float(info["contact_force"]) == 0.0
+
+
+def test_unsupported_robot_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match="WidowX-250S is not supported yet"):
+        gym.make("VLAPick-v0", obs_mode="state", robot_uids="widowx250s")

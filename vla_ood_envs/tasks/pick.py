@@ -72,6 +72,13 @@ class VLAPickEnv(BaseEnv):
         control_mode: str = robots.CONTROL_MODE,
         **kwargs,
     ):
+        if robot_uids != "panda_vla":
+            raise ValueError(
+                f"VLAPick runs on robot_uids='panda_vla' (Franka Panda with the study's metric delta-pose action); "
+                f"{robot_uids!r} is not supported. The study's WidowX-250S is not supported yet: besides its "
+                f"assets (python -m mani_skill.utils.download_asset widowx250s) it needs its own metric controller, "
+                f"start pose and camera set-up in vla_ood_envs.tasks."
+            )
         if action_out_of_bounds not in ("error", "clip"):
             raise ValueError("action_out_of_bounds must be 'error' or 'clip'")
         self.catalog = catalog or default_catalog()

@@ -1,0 +1,22 @@
+"""A plain (non-editable) install carries the assets and the driver install script."""
+
+import subprocess
+import sys
+
+
+def test_plain_install_finds_package_data(tmp_path):
+    root = __import__("pathlib").Path(__file__).resolve().parents[1]
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(root)],
+                   check=True, capture_output=True, timeout=600)
+    code = ("import vla_ood_envs.catalog as c, vla_ood_envs.render.device as d, os\n"
+            "cat = c.default_catalog()\n"
+            "assert str(cat.root).startswith(os.environ['PYTHONPATH']), cat.root\n"
+            "assert all(a.visual.is_file() and a.collision.is_file() for a in cat.objects + cat.receptacles)\n"
+            "assert all(t.texture.is_file() for t in cat.tables + cat.overlays) and cat.table_top.is_file()\n"
+            "assert os.path.isfile(d.install_script_path())\n"
+            "print(len(cat.objects), len(cat.receptacles), len(cat.tables), len(cat.overlays))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": ""},
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["25", "17", "21", "16"]
