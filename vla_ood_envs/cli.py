@@ -56,6 +56,18 @@ def _cmd_assets(args) -> int:
     return 0
 
 
+def _cmd_generate(args) -> int:
+    from .demos import GenerateConfig, generate
+
+    cfg = GenerateConfig(out=args.out, env_id=args.env, episodes=args.episodes, seed=args.seed,
+                         image_height=args.size[0], image_width=args.size[1], workers=args.workers,
+                         stop_after_success=args.stop_after_success)
+    index = generate(cfg)
+    print(f"dataset at {args.out}: {len(index['seeds'])} episodes, {index['num_transitions']} transitions, expert "
+          f"success {index['expert_success_rate']:.0%} over {index['attempted_seeds']} seeds")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vla-ood", description="Out-of-distribution VLA environments on ManiSkill3.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -76,6 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--strip", action="store_true", help="also a strip of frames of one expert episode")
     r.add_argument("--out", default="out/render")
     r.set_defaults(func=_cmd_render)
+
+    g = sub.add_parser("generate", help="generate expert demonstrations (resumable; re-run the same command)")
+    g.add_argument("--env", default="VLAPick-v0")
+    g.add_argument("--episodes", type=int, default=100)
+    g.add_argument("--out", default="out/demos/VLAPick-v0")
+    g.add_argument("--seed", type=int, default=0, help="first seed tried")
+    g.add_argument("--size", type=int, nargs=2, default=(224, 224), metavar=("H", "W"))
+    g.add_argument("--workers", type=int, default=1)
+    g.add_argument("--stop-after-success", type=int, default=6,
+                   help="end a rollout after this many consecutive success steps (0: record all 80 steps)")
+    g.set_defaults(func=_cmd_generate)
 
     a = sub.add_parser("assets", help="picture sheet of every asset (optionally regenerate the shipped assets)")
     a.add_argument("--sheet", default="out/assets.png")

@@ -285,3 +285,29 @@ def sample_factors(pools: PickPools, rng: np.random.RandomState, catalog: Catalo
         )
     raise PoolError(f"pool '{pools.name}': no episode satisfying the placement rules found in {MAX_TRIES} draws; "
                     f"loosen the distances or widen the position pools")
+
+
+def held_out_factors(pools: PickPools, catalog: Catalog | None = None) -> list[str]:
+    """Every way the pools reach outside the training distribution (empty for training pools). Demo generation
+    and training refuse pools for which this is not empty."""
+    catalog = catalog or default_catalog()
+    problems = []
+    for kind, names in (("objects", pools.objects), ("receptacles", pools.receptacles), ("tables", pools.tables)):
+        test = sorted(set(names) & set(catalog.names(kind, "test")))
+        if test:
+            problems.append(f"held-out {kind}: {test}")
+    if set(pools.templates) != {TRAIN_TEMPLATE}:
+        problems.append("instruction templates other than the training one")
+    if not set(pools.object_positions) | set(pools.receptacle_positions) <= set(TRAIN_POSITIONS):
+        problems.append("positions outside the training grid")
+    if not set(pools.yaws) <= set(TRAIN_YAWS):
+        problems.append("object yaws outside the training set")
+    if set(pools.robot_qpos_offsets) != {ZERO_OFFSET}:
+        problems.append("perturbed robot start poses")
+    if pools.n_distractor_objects or pools.n_distractor_receptacles:
+        problems.append("distractors")
+    if pools.overlays or pools.backgrounds:
+        problems.append("image overlays or background photos")
+    if pools.reposition_positions:
+        problems.append("mid-episode repositioning")
+    return problems
