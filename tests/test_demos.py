@@ -91,3 +91,16 @@ def test_study_preprocessing():
     assert keep_mask(a).tolist() == [False, True, True, False, False, True]
     assert truncate_after_success(np.array([0, 1, 1, 0, 1, 1, 1, 1], bool), consecutive=3) == 7
     assert truncate_after_success(np.array([0, 1, 0], bool), consecutive=3) == 3
+
+
+def test_inspect_reports_and_draws(reference, tmp_path):
+    from vla_ood_envs.demos.inspect import inspect
+
+    lines = []
+    summary = inspect(reference.root, tmp_path, print_fn=lines.append)
+    assert summary["episodes"] == 3 and summary["transitions"] == reference.index["num_transitions"]
+    assert sum(summary["objects"].values()) == 3
+    assert (tmp_path / "actions.png").stat().st_size > 1000 and (tmp_path / "frames.png").stat().st_size > 1000
+    assert any("gripper" in line for line in lines)
+    with pytest.raises(DatasetError, match="no dataset folder"):
+        DemoDataset(tmp_path / "nowhere")

@@ -68,6 +68,13 @@ def _cmd_generate(args) -> int:
     return 0
 
 
+def _cmd_inspect(args) -> int:
+    from .demos.inspect import inspect
+
+    inspect(args.dataset, args.out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vla-ood", description="Out-of-distribution VLA environments on ManiSkill3.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -100,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end a rollout after this many consecutive success steps (0: record all 80 steps)")
     g.set_defaults(func=_cmd_generate)
 
+    i = sub.add_parser("inspect", help="counts, action statistics, histograms and a contact sheet of a dataset")
+    i.add_argument("dataset")
+    i.add_argument("--out", default=None, help="folder for the pictures (default: <dataset>/inspect)")
+    i.set_defaults(func=_cmd_inspect)
+
     a = sub.add_parser("assets", help="picture sheet of every asset (optionally regenerate the shipped assets)")
     a.add_argument("--sheet", default="out/assets.png")
     a.add_argument("--regenerate", action="store_true")
@@ -112,9 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except Exception as exc:  # noqa: BLE001 - known errors already carry a fix-it message
+        from .demos import DatasetError, SplitError
         from .render.device import RenderDeviceError
 
-        if isinstance(exc, RenderDeviceError):
+        if isinstance(exc, (RenderDeviceError, DatasetError, SplitError)):
             print(f"error: {exc}", file=sys.stderr)
             return 1
         raise

@@ -115,6 +115,8 @@ class DemoDataset:
     def __init__(self, root: str | Path):
         self.root = Path(root)
         index = self.root / INDEX
+        if not self.root.is_dir():
+            raise DatasetError(f"no dataset folder at {self.root}")
         if not index.is_file():
             raise DatasetError(f"{self.root} has no {INDEX}: the generation did not finish. Re-run the same "
                                f"`vla-ood generate` command to resume it.")
