@@ -16,6 +16,7 @@ from .render.device import (
     gpu_simulation_available,
     select_render_backend,
 )
+from .render import compat
 from .render.vulkan_probe import VulkanProbeError, find_loader, list_devices
 
 
@@ -75,6 +76,7 @@ def run(out: Path, print_fn=print) -> int:
             print_fn(f"   {mark} {e.name:<40} supported={int(e.supported)} cuda_id={e.cuda_id}")
         print_fn(f"  render device {choice.backend} ({choice.device_name}): {choice.reason}"
                  f"  [override with {ENV_VAR}]")
+        print_fn(f"  compat layer  {choice.compat_layer}  [force with {compat.ENV_VAR}=on|off]")
     print_fn(f"  GPU simulation {'available' if gpu_simulation_available() else 'not available (no CUDA device)'}")
 
     if choice is not None and choice.can_render:

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 
+from . import compat
 from .vulkan_probe import VulkanDevice, VulkanProbeError, list_devices
 
 ENV_VAR = "VLA_OOD_RENDER_BACKEND"
@@ -43,6 +44,8 @@ class RenderChoice:
     driver_info: str | None = None
     vulkan_devices: tuple[VulkanDevice, ...] = field(default=(), repr=False)
     sapien_devices: tuple[SapienDeviceEntry, ...] = field(default=(), repr=False)
+    compat_layer: str = "not needed"
+    """Whether the compatibility Vulkan layer is in use, and why ("in use: ...", "not needed", "off: ...")."""
 
     @property
     def can_render(self) -> bool:
@@ -91,32 +94,49 @@ def _cpu_driver_unsupported(cpu: VulkanDevice) -> RenderDeviceError:
     return RenderDeviceError(
         f"The CPU Vulkan driver '{cpu.name}' ({cpu.driver_info or cpu.driver_name}) is too old for SAPIEN: "
         f"SAPIEN needs descriptorBindingPartiallyBound, which lavapipe has from Mesa "
-        f"{MIN_MESA_FOR_SAPIEN[0]}.{MIN_MESA_FOR_SAPIEN[1]} on (found {version}). {_fix_hint()} "
-        f"For state-only use pass render_backend='none'."
+        f"{MIN_MESA_FOR_SAPIEN[0]}.{MIN_MESA_FOR_SAPIEN[1]} on (found {version}). {_fix_hint()} Or let "
+        f"vla_ood_envs bridge it with its compatibility layer ({compat.ENV_VAR}=auto, needs gcc and libvulkan-dev)."
     )
 
 
-def _probe() -> tuple[list[VulkanDevice], list[SapienDeviceEntry]]:
+def _layer_decision(vulkan: list[VulkanDevice]) -> str:
+    """Enable the compatibility layer where it is needed; must run before SAPIEN's first Vulkan instance."""
+    m = compat.mode()
+    old = [v for v in vulkan if compat.needed(v)]
+    if m == "off":
+        return f"off ({compat.ENV_VAR}=off)"
+    if m == "auto" and (not old or any(v.is_nvidia for v in vulkan)):
+        return "not needed"
+    try:
+        compat.enable(compat.build())
+    except compat.CompatLayerError as exc:
+        raise RenderDeviceError(f"{exc}\nAlternatively install a newer CPU driver. {_fix_hint()}") from exc
+    why = f"{old[0].driver_info} is older than Mesa {compat.MIN_MESA[0]}.{compat.MIN_MESA[1]}" if old \
+        else f"forced by {compat.ENV_VAR}=on"
+    return f"in use: {why}"
+
+
+def _probe() -> tuple[list[VulkanDevice], list[SapienDeviceEntry], str]:
     try:
         vulkan = list_devices()
     except VulkanProbeError as exc:
         raise RenderDeviceError(
             f"No Vulkan rendering is possible: {exc}. SAPIEN renders through Vulkan; on a machine without a GPU "
-            f"it needs the Vulkan loader and Mesa's CPU driver (lavapipe). {_fix_hint()} "
-            f"For state-only use pass render_backend='none'."
+            f"it needs the Vulkan loader and Mesa's CPU driver (lavapipe). {_fix_hint()}"
         ) from exc
     if not vulkan:
         raise RenderDeviceError(
             "The Vulkan loader is installed but reports no device (no driver/ICD found). "
-            f"{_fix_hint()} For state-only use pass render_backend='none'."
+            f"{_fix_hint()}"
         )
-    return vulkan, _sapien_devices()
+    layer = _layer_decision(vulkan)
+    return vulkan, _sapien_devices(), layer
 
 
 def _choose(requested: str) -> RenderChoice:
     if requested == "none":
         return RenderChoice("none", "rendering disabled on request (state-only use)")
-    vulkan, sapien_devices = _probe()
+    vulkan, sapien_devices, layer = _probe()
     supported = [d for d in sapien_devices if d.supported]
     gpus = [d for d in supported if d.cuda_id >= 0]
     cpus_vk = [d for d in vulkan if d.is_cpu]
@@ -125,7 +145,7 @@ def _choose(requested: str) -> RenderChoice:
     def describe(name: str) -> str | None:
         return next((v.driver_info or v.driver_name for v in vulkan if v.name == name), None)
 
-    common = dict(vulkan_devices=tuple(vulkan), sapien_devices=tuple(sapien_devices))
+    common = dict(vulkan_devices=tuple(vulkan), sapien_devices=tuple(sapien_devices), compat_layer=layer)
     if requested in ("auto", "cuda", "gpu") and gpus:
         return RenderChoice("cuda", "an NVIDIA GPU that SAPIEN supports is present", gpus[0].name,
                             describe(gpus[0].name), **common)
@@ -136,6 +156,16 @@ def _choose(requested: str) -> RenderChoice:
         )
     if requested.startswith("pci:"):
         return RenderChoice(requested, "device forced by its SAPIEN alias", requested, None, **common)
+    if requested in ("auto", "cpu") and layer.startswith("in use") and cpu_supported:
+        # SAPIEN's 'cpu' alias does not select a device made usable by a layer; its own default device (the
+        # PCI alias of the same lavapipe device) does. Claim the renderer there and name it by that alias.
+        import sapien.render
+
+        system = sapien.render.RenderSystem()
+        backend = f"pci:{system.device.pci_string}"
+        _CLAIMED[backend] = system
+        return RenderChoice(backend, "CPU Vulkan driver through the compatibility layer", cpu_supported[0].name,
+                            describe(cpu_supported[0].name), **common)
     if requested in ("auto", "cpu"):
         if cpu_supported:
             why = "no supported NVIDIA GPU; using the CPU Vulkan driver" if requested == "auto" else "requested"
@@ -167,9 +197,10 @@ def select_render_backend(requested: str | None = None) -> RenderChoice:
         choice = "cuda"
     if choice in ("sapien_cpu",):
         choice = "cpu"
-    if choice.startswith("pci:"):
+    result = _cached_choice(choice)
+    if result.backend.startswith("pci:"):
         install_maniskill_backend_shim()
-    return _cached_choice(choice)
+    return result
 
 
 def sapien_device(choice: RenderChoice):
