@@ -68,6 +68,14 @@ def _cmd_generate(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from .demos.export_lerobot import export_lerobot
+
+    path = export_lerobot(args.dataset, args.out, repo_id=args.repo_id, overwrite=args.overwrite)
+    print(f"wrote LeRobot v3.0 dataset {path}")
+    return 0
+
+
 def _cmd_inspect(args) -> int:
     from .demos.inspect import inspect
 
@@ -106,6 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--stop-after-success", type=int, default=6,
                    help="end a rollout after this many consecutive success steps (0: record all 80 steps)")
     g.set_defaults(func=_cmd_generate)
+
+    e = sub.add_parser("export", help="export a demo dataset to another format (LeRobot v3.0)")
+    e.add_argument("dataset")
+    e.add_argument("out")
+    e.add_argument("--format", choices=["lerobot"], default="lerobot")
+    e.add_argument("--repo-id", default=None)
+    e.add_argument("--overwrite", action="store_true")
+    e.set_defaults(func=_cmd_export)
 
     i = sub.add_parser("inspect", help="counts, action statistics, histograms and a contact sheet of a dataset")
     i.add_argument("dataset")

@@ -356,51 +356,71 @@ def atomic_dir(out_dir: Path, overwrite: bool) -> Iterator[Path]:
 
 # ---------------------------------------------------------------- export
 
-def _build(ds: DemoDataset, root: Path, repo_id: str, fps: int, data_files_size_in_mb: int) -> None:
-    first = ds[0]
-    features = lerobot_features(*first.images.shape[1:3])
+class _Totals:
+    """What the dataset-level files need, gathered episode by episode (frames are not kept: images go into a
+    histogram, the small numeric columns are kept to compute exact dataset stats)."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, int] = {}
+        self.rows: list[dict] = []
+        self.seeds: list[int] = []
+        self.manifests: list[dict] = []
+        self.numeric: dict[str, list[np.ndarray]] = {}
+        self.hist = np.zeros((3, 256), dtype=np.int64)
+        self.frames = 0
+
+    def add(self, ep: Episode, columns: dict[str, np.ndarray], hist: np.ndarray, row: dict) -> None:
+        for key, x in columns.items():
+            if key != IMAGE_KEY:
+                self.numeric.setdefault(key, []).append(x)
+        self.hist += hist
+        self.rows.append(row)
+        self.frames += len(ep)
+        self.seeds.append(ep.seed)
+        self.manifests.append(ep.manifest)
+
+    def dataset_stats(self, features: dict) -> dict[str, dict[str, np.ndarray]]:
+        """Computed over all frames at once (exact), not aggregated from the episodes' stats as LeRobot does."""
+        stats = {key: vector_stats(np.concatenate(xs)) for key, xs in self.numeric.items()}
+        stats[IMAGE_KEY] = image_stats(self.hist, self.frames)
+        return {key: stats[key] for key in features}
+
+
+def _write_data(ds: DemoDataset, root: Path, features: dict, fps: int, data_files_size_in_mb: int) -> _Totals:
+    """Write the data files episode by episode (one episode in memory at a time)."""
     schema = data_schema(features)
+    shape = tuple(features[IMAGE_KEY]["shape"])
     files = DataFiles(root, schema, data_files_size_in_mb)
-    tasks: dict[str, int] = {}
-    rows, seeds, manifests = [], [], []
-    per_feature: dict[str, list[np.ndarray]] = {}
-    hist_total = np.zeros((3, 256), dtype=np.int64)
-    frames = 0
+    totals = _Totals()
     try:
         for episode_index in range(len(ds)):
-            ep = first if episode_index == 0 else ds[episode_index]
-            if ep.images.shape[1:] != first.images.shape[1:]:
-                raise ValueError(f"episode seed {ep.seed}: image shape {ep.images.shape[1:]} differs from "
-                                 f"{first.images.shape[1:]}; a LeRobot image feature has one shape")
-            task_index = tasks.setdefault(ep.instruction, len(tasks))
-            columns = episode_columns(ep, episode_index, frames, task_index, fps)
+            ep = ds[episode_index]
+            if ep.images.shape[1:] != shape:
+                raise ValueError(f"episode seed {ep.seed}: image shape {ep.images.shape[1:]} differs from {shape}; "
+                                 f"a LeRobot image feature has one shape")
+            task_index = totals.tasks.setdefault(ep.instruction, len(totals.tasks))
+            columns = episode_columns(ep, episode_index, totals.frames, task_index, fps)
             location = files.write(episode_table(columns, schema))
             stats, hist = episode_stats(columns)
-            rows.append(episode_row(episode_index, ep.instruction, len(ep), frames, location, stats))
-            for key, x in columns.items():
-                if key != IMAGE_KEY:
-                    per_feature.setdefault(key, []).append(x)
-            hist_total += hist
-            frames += len(ep)
-            seeds.append(ep.seed)
-            manifests.append(ep.manifest)
+            totals.add(ep, columns, hist, episode_row(episode_index, ep.instruction, len(ep), totals.frames,
+                                                      location, stats))
     finally:
         files.close()
+    return totals
 
-    # Dataset stats computed over all frames at once (exact), not aggregated from the episodes' as LeRobot does.
-    dataset_stats = {key: vector_stats(np.concatenate(xs)) for key, xs in per_feature.items()}
-    dataset_stats[IMAGE_KEY] = image_stats(hist_total, frames)
-    dataset_stats = {key: dataset_stats[key] for key in features}
 
-    info = info_json(features, fps, len(rows), frames, len(tasks), data_files_size_in_mb)
-    write_episodes(root, rows)
-    write_tasks(root, list(tasks))
-    write_json(root / "meta" / "stats.json", _jsonable(dataset_stats))
+def _write_meta(root: Path, totals: _Totals, features: dict, fps: int, data_files_size_in_mb: int, repo_id: str,
+                env_id: str, source: Path) -> None:
+    info = info_json(features, fps, len(totals.rows), totals.frames, len(totals.tasks), data_files_size_in_mb)
+    write_episodes(root, totals.rows)
+    write_tasks(root, list(totals.tasks))
+    write_json(root / "meta" / "stats.json", _jsonable(totals.dataset_stats(features)))
     write_json(root / "meta" / "vla_ood_envs.json", {
-        "repo_id": repo_id, "env_id": first.env_id, "source": str(ds.root), "seeds": seeds, "manifests": manifests,
+        "repo_id": repo_id, "env_id": env_id, "source": str(source), "seeds": totals.seeds,
+        "manifests": totals.manifests,
     })
-    (root / "README.md").write_text(dataset_card(repo_id, first.env_id, info))
-    write_json(root / "meta" / "info.json", info)  # last: a reader that finds it finds everything else
+    (root / "README.md").write_text(dataset_card(repo_id, env_id, info))
+    write_json(root / "meta" / "info.json", info)
 
 
 def export_lerobot(dataset_root: str | Path, out_dir: str | Path, repo_id: str | None = None, fps: int = 5,
@@ -418,6 +438,9 @@ def export_lerobot(dataset_root: str | Path, out_dir: str | Path, repo_id: str |
         raise ValueError("fps must be a positive integer and data_files_size_in_mb positive (LeRobot requires it)")
     repo_id = repo_id or f"vla_ood_envs/{ds.index['env_id']}"
     out_dir = Path(out_dir)
+    first = ds[0]
+    features = lerobot_features(*first.images.shape[1:3])
     with atomic_dir(out_dir, overwrite) as tmp:
-        _build(ds, tmp, repo_id, int(fps), int(data_files_size_in_mb))
+        totals = _write_data(ds, tmp, features, int(fps), int(data_files_size_in_mb))
+        _write_meta(tmp, totals, features, int(fps), int(data_files_size_in_mb), repo_id, first.env_id, ds.root)
     return out_dir
