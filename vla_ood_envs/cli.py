@@ -61,7 +61,8 @@ def _cmd_generate(args) -> int:
 
     cfg = GenerateConfig(out=args.out, env_id=args.env, episodes=args.episodes, seed=args.seed,
                          image_height=args.size[0], image_width=args.size[1], workers=args.workers,
-                         stop_after_success=args.stop_after_success)
+                         stop_after_success=args.stop_after_success, backend="ray" if args.ray else "processes",
+                         ray_address=args.ray_address)
     index = generate(cfg)
     print(f"dataset at {args.out}: {len(index['seeds'])} episodes, {index['num_transitions']} transitions, expert "
           f"success {index['expert_success_rate']:.0%} over {index['attempted_seeds']} seeds")
@@ -113,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--workers", type=int, default=1)
     g.add_argument("--stop-after-success", type=int, default=6,
                    help="end a rollout after this many consecutive success steps (0: record all 80 steps)")
+    g.add_argument("--ray", action="store_true", help="run the workers as Ray actors (local Ray on 127.0.0.1)")
+    g.add_argument("--ray-address", default=None,
+                   help="with --ray: join this Ray cluster instead (e.g. auto); --out must be shared storage")
     g.set_defaults(func=_cmd_generate)
 
     e = sub.add_parser("export", help="export a demo dataset to another format (LeRobot v3.0)")

@@ -2,8 +2,9 @@
 
 Seeds are tried in order from `seed`; the dataset is the first `episodes` seeds whose expert rollout succeeds.
 Every finished episode is written atomically as soon as it is done and failed seeds are logged, so an interrupted
-run loses at most the episodes in flight, and re-running the same command resumes and yields exactly the dataset
-an uninterrupted run would have. Several worker processes (spawned, one env each) share the seeds on one machine.
+run loses at most the episodes in flight, and re-running the same command resumes it. Workers hold one env each:
+spawned processes on one machine (backend "processes"), or Ray actors (backend "ray") on a local Ray started on
+127.0.0.1 or on an existing cluster (`ray_address`; `out` must then be storage every node can write).
 Training pools only: an env or pools that reach into held-out factors are refused.
 """
 
@@ -40,10 +41,12 @@ class GenerateConfig:
     workers: int = 1
     stop_after_success: int = 6  # end a rollout after this many consecutive success steps (0: full episode)
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    backend: str = "processes"  # "processes" (one machine) or "ray"
+    ray_address: str | None = None  # an existing Ray cluster ("auto", "ray://host:port"); None starts a local Ray
 
     def settings(self) -> dict:
         d = asdict(self)
-        for key in ("out", "episodes", "workers"):  # may change between a run and its resumption
+        for key in ("out", "episodes", "workers", "backend", "ray_address"):  # may change when resuming
             d.pop(key)
         return d
 
@@ -99,6 +102,60 @@ def _rollout(seed: int) -> tuple[int, bool, int]:
             rewards=np.asarray(rewards), success=np.asarray(success),
         ))
     return seed, ok, len(actions)
+
+
+class _RayWorker:
+    """A Ray actor holding one env (the same worker code as the process pool)."""
+
+    def __init__(self, cfg: GenerateConfig):
+        _worker_init(cfg)
+
+    def rollout(self, seed: int) -> tuple[int, bool, int]:
+        return _rollout(seed)
+
+
+class _Runner:
+    """Runs rollouts of seeds on the configured workers and yields (seed, ok, steps) as they finish."""
+
+    def __init__(self, cfg: GenerateConfig):
+        self.cfg, self.pool, self.ray_pool, self.started_ray = cfg, None, None, False
+        if cfg.backend == "ray":
+            import ray
+            from ray.util import ActorPool
+
+            if not ray.is_initialized():
+                if cfg.ray_address:
+                    ray.init(address=cfg.ray_address, log_to_driver=False)
+                else:
+                    # A single-machine Ray listens on loopback only, with no dashboard.
+                    ray.init(num_cpus=cfg.workers, include_dashboard=False, _node_ip_address="127.0.0.1",
+                             log_to_driver=False)
+                self.started_ray = True
+            worker = ray.remote(num_cpus=1)(_RayWorker)
+            self.ray_pool = ActorPool([worker.remote(cfg) for _ in range(cfg.workers)])
+        elif cfg.backend != "processes":
+            raise ValueError(f"backend must be 'processes' or 'ray', got {cfg.backend!r}")
+        elif cfg.workers > 1:
+            self.pool = mp.get_context("spawn").Pool(cfg.workers, initializer=_worker_init, initargs=(cfg,))
+        else:
+            _worker_init(cfg)
+
+    def map(self, seeds: list[int]):
+        if self.ray_pool is not None:
+            return self.ray_pool.map_unordered(lambda actor, seed: actor.rollout.remote(seed), seeds)
+        if self.pool is not None:
+            return self.pool.imap_unordered(_rollout, seeds)
+        return map(_rollout, seeds)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+        if self.ray_pool is not None and self.started_ray:
+            import ray
+
+            ray.shutdown()
+        if "env" in _WORKER:
+            _WORKER.pop("env").close()
 
 
 # ---------------------------------------------------------------- driver side
@@ -180,12 +237,9 @@ def generate(cfg: GenerateConfig, progress: bool = True,
         if on_result is not None:
             on_result(seed, ok)
 
-    pool = None
+    runner = None
     try:
-        if cfg.workers > 1:
-            pool = mp.get_context("spawn").Pool(cfg.workers, initializer=_worker_init, initargs=(cfg,))
-        else:
-            _worker_init(cfg)
+        runner = _Runner(cfg)
         next_seed = cfg.seed
         while count_ok() < cfg.episodes:
             needed = cfg.episodes - count_ok()
@@ -194,14 +248,11 @@ def generate(cfg: GenerateConfig, progress: bool = True,
                 if next_seed not in done and next_seed not in failed:
                     batch.append(next_seed)
                 next_seed += 1
-            results = pool.imap_unordered(_rollout, batch) if pool else map(_rollout, batch)
-            for seed, ok, _ in results:
+            for seed, ok, _ in runner.map(batch):
                 record(seed, ok)
     finally:
-        if pool is not None:
-            pool.terminate()
-        elif "env" in _WORKER:
-            _WORKER.pop("env").close()
+        if runner is not None:
+            runner.close()
         if bar is not None:
             bar.close()
 
