@@ -14,7 +14,6 @@ from vla_ood_envs.factors import PickFactors
 from vla_ood_envs.tasks.pick import ActionError
 from vla_ood_envs.tasks.scene import WORKSPACE_CENTER
 
-from conftest import SMALL
 
 
 def test_check_env_passes(rgb_env):

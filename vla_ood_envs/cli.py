@@ -70,10 +70,16 @@ def _cmd_generate(args) -> int:
 
 
 def _cmd_export(args) -> int:
-    from .demos.export_lerobot import export_lerobot
+    if args.format == "lerobot":
+        from .demos.export_lerobot import export_lerobot
 
-    path = export_lerobot(args.dataset, args.out, repo_id=args.repo_id, overwrite=args.overwrite)
-    print(f"wrote LeRobot v3.0 dataset {path}")
+        path = export_lerobot(args.dataset, args.out, repo_id=args.repo_id, overwrite=args.overwrite)
+        print(f"wrote LeRobot v3.0 dataset {path}")
+    else:
+        from .demos.export_rlds import export_rlds
+
+        path = export_rlds(args.dataset, args.out, name=args.name, overwrite=args.overwrite)
+        print(f"wrote RLDS/TFDS dataset {path} (read it with tfds.builder_from_directory)")
     return 0
 
 
@@ -119,11 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --ray: join this Ray cluster instead (e.g. auto); --out must be shared storage")
     g.set_defaults(func=_cmd_generate)
 
-    e = sub.add_parser("export", help="export a demo dataset to another format (LeRobot v3.0)")
+    e = sub.add_parser("export", help="export a demo dataset as LeRobot v3.0 or RLDS/TFDS (OpenVLA)")
     e.add_argument("dataset")
     e.add_argument("out")
-    e.add_argument("--format", choices=["lerobot"], default="lerobot")
-    e.add_argument("--repo-id", default=None)
+    e.add_argument("--format", choices=["lerobot", "rlds"], default="lerobot")
+    e.add_argument("--repo-id", default=None, help="lerobot: the dataset's repo id in its card")
+    e.add_argument("--name", default="vla_ood_pick", help="rlds: the TFDS dataset name (OpenVLA's dataset key)")
     e.add_argument("--overwrite", action="store_true")
     e.set_defaults(func=_cmd_export)
 

@@ -30,19 +30,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import secrets
-import shutil
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from .store import DemoDataset, Episode
+from .store import DemoDataset, Episode, atomic_dir
 
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000  # LeRobot's default: at most this many files per chunk folder
@@ -331,28 +326,6 @@ def dataset_card(repo_id: str, env_id: str, info: dict) -> str:
 
 
 # ---------------------------------------------------------------- atomic output
-
-@contextmanager
-def atomic_dir(out_dir: Path, overwrite: bool) -> Iterator[Path]:
-    """Yield a hidden sibling folder to build in; rename it to `out_dir` only if the block finishes."""
-    if out_dir.exists() and not overwrite:
-        raise FileExistsError(f"{out_dir} already exists (pass overwrite=True to replace it)")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()  # not mkdtemp: its 0700 mode would stay on the finished export
-    try:
-        yield tmp
-        if out_dir.exists():  # overwrite: move the old export aside first, so out_dir is never half-written
-            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-            os.rename(out_dir, old)
-            os.rename(tmp, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-
 
 # ---------------------------------------------------------------- export
 

@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import h5py
 import numpy as np
@@ -89,6 +93,28 @@ def write_json_atomic(path: Path, data: dict) -> None:
     tmp = Path(str(path) + ".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
     os.replace(tmp, path)
+
+
+@contextmanager
+def atomic_dir(out_dir: Path, overwrite: bool) -> Iterator[Path]:
+    """Yield a hidden sibling folder to build in; rename it to `out_dir` only if the block finishes."""
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir} already exists (pass overwrite=True to replace it)")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()  # not mkdtemp: its 0700 mode would stay on the finished export
+    try:
+        yield tmp
+        if out_dir.exists():  # overwrite: move the old export aside first, so out_dir is never half-written
+            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+            os.rename(out_dir, old)
+            os.rename(tmp, out_dir)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
 
 
 def statistics(actions: list[np.ndarray], proprio: list[np.ndarray]) -> dict:

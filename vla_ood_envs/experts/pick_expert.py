@@ -163,6 +163,9 @@ class PickExpert:
         ang = torch.linalg.norm(aa, dim=-1, keepdim=True).clamp(min=1e-9)
         aa = aa * torch.clamp(MAX_ROT / ang, max=1.0)
         rot = matrix_to_euler_angles(axis_angle_to_matrix(aa), "XYZ")
+        # Round-off of the rotation conversions leaves ~1e-8 rad in idle axes; in a dataset that noise would be
+        # stretched to +-1 by quantile normalisation (OpenVLA's q01/q99), so an idle axis is exactly zero.
+        rot = torch.where(rot.abs() < 1e-6, torch.zeros_like(rot), rot)
 
         closed = (p >= CLOSE) & (p <= LOWER)
         gripper = torch.where(closed, -1.0, 1.0).to(dev)

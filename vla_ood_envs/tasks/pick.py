@@ -15,7 +15,6 @@ Success, grasp and the staged reward follow the study (docs/study.md section 1):
 
 from __future__ import annotations
 
-import math
 from typing import Any, Sequence
 
 import numpy as np
