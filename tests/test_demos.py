@@ -61,12 +61,10 @@ def test_interrupted_generation_resumes_to_the_same_dataset(tmp_path, reference)
     resumed = DemoDataset(tmp_path)
     assert resumed.seeds == reference.seeds
     for a, b in zip(resumed, reference):
-        assert a.instruction == b.instruction and a.manifest == b.manifest and len(a) == len(b)
-        np.testing.assert_array_equal(a.images[0], b.images[0])
-        # PhysX carries float-level state from one episode to the next in the same env (the resumed run started
-        # a fresh env at another seed), so later steps agree to ~1e-5 rather than bit for bit.
-        np.testing.assert_allclose(a.actions, b.actions, atol=1e-4)
-        assert (a.images == b.images).all(-1).mean() > 0.99
+        assert a.instruction == b.instruction and a.manifest == b.manifest
+        np.testing.assert_array_equal(a.actions, b.actions)
+        np.testing.assert_array_equal(a.proprio, b.proprio)
+        np.testing.assert_array_equal(a.images, b.images)
 
 
 def test_held_out_pools_are_refused(tmp_path):
@@ -113,5 +111,6 @@ def test_ray_backend_generates_the_same_episodes(tmp_path, reference):
     ds = DemoDataset(tmp_path)
     assert ds.seeds == reference.seeds[:2]
     for a, b in zip(ds, reference):
-        assert a.manifest == b.manifest and len(a) == len(b)
-        np.testing.assert_array_equal(a.images[0], b.images[0])
+        assert a.manifest == b.manifest
+        np.testing.assert_array_equal(a.actions, b.actions)
+        np.testing.assert_array_equal(a.images, b.images)

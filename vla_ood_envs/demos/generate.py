@@ -79,7 +79,10 @@ def _worker_init(cfg: GenerateConfig) -> None:
 
 def _rollout(seed: int) -> tuple[int, bool, int]:
     env, expert, cfg = _WORKER["env"], _WORKER["expert"], _WORKER["cfg"]
-    obs, info = env.reset(seed=seed)
+    # Rebuild the scene for every episode (about 0.3 s): PhysX carries float-level state from one episode to the
+    # next in the same scene, so without it a seed's trajectory would depend on which seeds this worker ran before,
+    # and a resumed or differently parallelised run would not reproduce the dataset bit for bit.
+    obs, info = env.reset(seed=seed, options={"reconfigure": True})
     expert.reset(env)
     images, proprio, actions, rewards, success = [], [], [], [], []
     streak = 0
