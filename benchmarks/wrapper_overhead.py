@@ -10,7 +10,6 @@ cost of the perturbation itself. The cost of the extra segmentation pass is show
 from __future__ import annotations
 
 import argparse
-import time
 
 import gymnasium as gym
 import numpy as np
@@ -18,33 +17,13 @@ import numpy as np
 import vla_ood_envs  # noqa: F401
 from vla_ood_envs.registry import DECLARATIONS, declaration, wrapper_class
 
-from timing import ROUNDS, measure_pair
+from vla_ood_envs.bench import ROUNDS, measure_pair, perturbation_ms
 
 ACTION = np.array([0.01, 0.0, -0.005, 0, 0, 0, 1.0], dtype=np.float32)
 
 
 def _pair(a, b, steps: int) -> tuple[float, float]:
     return measure_pair(a, lambda: ACTION, b, lambda: ACTION, steps, warmup=2)
-
-
-def perturbation_ms(env, repeats: int = 50) -> float | None:
-    """Time spent inside the image perturbations of a stack per frame (ms), measured directly: step timings at
-    this size are too noisy (about +-5%) to resolve a few percent."""
-    from vla_ood_envs.wrappers.vision import ImagePerturbation
-
-    total, found, layer = 0.0, False, env
-    while isinstance(layer, gym.Wrapper):
-        applier = layer if isinstance(layer, ImagePerturbation) else getattr(layer, "_image", None)
-        if applier is not None:
-            found = True
-            obs, _ = layer.env.reset(seed=0)
-            applier._apply(obs)
-            t = time.perf_counter()
-            for _ in range(repeats):
-                applier._apply(obs)
-            total += (time.perf_counter() - t) / repeats * 1000
-        layer = layer.env
-    return total if found else None
 
 
 def main() -> None:

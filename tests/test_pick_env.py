@@ -60,6 +60,8 @@ def test_explicit_factors_via_reset_options(rgb_env):
     assert p[0].item() == pytest.approx(WORKSPACE_CENTER[0] + 0.075, abs=1e-3)
     with pytest.raises(ValueError, match="not in the catalog"):
         rgb_env.reset(seed=0, options={"factors": {**f.to_dict(), "object": "unicorn"}})
+    # The refused record is not kept for the next reset.
+    assert rgb_env.reset(seed=0)[1]["manifest"]["object"] != "unicorn"
 
 
 def test_bad_actions_get_clear_errors(state_env):

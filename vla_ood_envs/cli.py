@@ -83,6 +83,15 @@ def _cmd_export(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    from .bench import markdown, run
+
+    result = run(args.quick, Path(args.out), size=args.size, docs=Path(args.docs) if args.docs else None)
+    print(markdown(result))
+    print(f"wrote {args.out}/bench.md and bench.json" + (f" and {args.docs}" if args.docs else ""))
+    return 0
+
+
 def _cmd_inspect(args) -> int:
     from .demos.inspect import inspect
 
@@ -138,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("dataset")
     i.add_argument("--out", default=None, help="folder for the pictures (default: <dataset>/inspect)")
     i.set_defaults(func=_cmd_inspect)
+
+    b = sub.add_parser("bench", help="steps/s next to ManiSkill's PickCube-v1, image perturbation costs")
+    b.add_argument("--quick", action="store_true", help="fewer steps (under 2 minutes on 2 cores)")
+    b.add_argument("--size", type=int, default=224)
+    b.add_argument("--out", default="out/bench")
+    b.add_argument("--docs", default=None, help="also write the table to this markdown file (docs/performance.md)")
+    b.set_defaults(func=_cmd_bench)
 
     a = sub.add_parser("assets", help="picture sheet of every asset (optionally regenerate the shipped assets)")
     a.add_argument("--sheet", default="out/assets.png")

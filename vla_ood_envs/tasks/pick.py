@@ -167,9 +167,12 @@ class VLAPickEnv(BaseEnv):
             if len(factors) != len(targets):
                 raise ValueError(f"reset(options={{'factors': ...}}) needs one record per reset env "
                                  f"({len(targets)}), got {len(factors)}")
-            self._pending_factors = {
+            pending = {
                 i: f if isinstance(f, PickFactors) else PickFactors.from_dict(f) for i, f in zip(targets, factors)
             }
+            for f in pending.values():
+                self._check_factors(f)  # before the reset, so a bad record leaves the env as it was
+            self._pending_factors = pending
         if "pools" in options:
             pools = options.pop("pools")
             pools.validate(self.catalog)
