@@ -23,3 +23,13 @@ def state_env():
     env = gym.make("VLAPick-v0", obs_mode="state")
     yield env
     env.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_demos(tmp_path_factory):
+    """A two-episode 32x32 native demo dataset, generated once for the exporter tests."""
+    from vla_ood_envs.demos import GenerateConfig, generate
+
+    src = tmp_path_factory.mktemp("demos") / "native"
+    generate(GenerateConfig(out=str(src), episodes=2, seed=10, image_height=32, image_width=32), progress=False)
+    return src

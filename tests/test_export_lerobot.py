@@ -8,17 +8,15 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from vla_ood_envs.demos import DemoDataset, GenerateConfig, generate
+from vla_ood_envs.demos import DemoDataset
 from vla_ood_envs.demos.export_lerobot import ACTION_NAMES, export_lerobot
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, tiny_demos):
     base = tmp_path_factory.mktemp("lerobot")
-    src = base / "native"
-    generate(GenerateConfig(out=str(src), episodes=2, seed=10, image_height=32, image_width=32), progress=False)
-    out = export_lerobot(src, base / "export")
-    return base, DemoDataset(src), out
+    out = export_lerobot(tiny_demos, base / "export")
+    return base, DemoDataset(tiny_demos), out
 
 
 def _read(out, rel):
@@ -27,7 +25,7 @@ def _read(out, rel):
 
 def test_layout_and_info(exported):
     base, native, out = exported
-    assert sorted(p.name for p in base.iterdir()) == ["export", "native"]  # no temporary folder left behind
+    assert sorted(p.name for p in base.iterdir()) == ["export"]  # no temporary folder left behind
     for rel in ("meta/info.json", "meta/stats.json", "meta/tasks.parquet", "meta/episodes/chunk-000/file-000.parquet",
                 "data/chunk-000/file-000.parquet"):
         assert (out / rel).is_file(), rel
@@ -112,7 +110,7 @@ def test_refuses_existing_and_cleans_up_on_failure(exported, monkeypatch):
     monkeypatch.setattr(mod, "write_tasks", boom)
     with pytest.raises(RuntimeError):
         export_lerobot(native.root, base / "failed")
-    assert sorted(p.name for p in base.iterdir()) == ["export", "native"]  # neither half-written nor temp folder
+    assert sorted(p.name for p in base.iterdir()) == ["export"]  # neither half-written nor temp folder
 
 
 def test_size_limit_splits_data_files(exported, tmp_path):

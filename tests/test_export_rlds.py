@@ -15,19 +15,17 @@ pytest.importorskip("google.protobuf", reason="the RLDS export needs protobuf (p
 crc32c = pytest.importorskip("google_crc32c",
                              reason="the RLDS export needs google-crc32c (pip install 'vla_ood_envs[rlds]')")
 
-from vla_ood_envs.demos import DemoDataset, GenerateConfig, generate  # noqa: E402
+from vla_ood_envs.demos import DemoDataset  # noqa: E402
 from vla_ood_envs.demos.export_rlds import export_rlds  # noqa: E402
 
 NAME, VERSION = "vla_ood_pick", "1.0.0"
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, tiny_demos):
     base = tmp_path_factory.mktemp("rlds")
-    src = base / "native"
-    generate(GenerateConfig(out=str(src), episodes=2, seed=10, image_height=32, image_width=32), progress=False)
-    out = export_rlds(src, base / "export")
-    return base, DemoDataset(src), out
+    out = export_rlds(tiny_demos, base / "export")
+    return base, DemoDataset(tiny_demos), out
 
 
 # ---------------------------------------------------------------- readers written from the specs
