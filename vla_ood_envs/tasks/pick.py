@@ -481,7 +481,9 @@ class VLAPickEnv(BaseEnv):
                               f"dyaw (rad), gripper (+1 open, -1 close)]; got shape {tuple(a.shape)}")
         if not torch.isfinite(a).all():
             raise ActionError(f"action contains NaN or inf: {a.tolist()}")
-        low, high = (torch.as_tensor(b, device=self.device) for b in robots.action_bounds())
+        if getattr(self, "_action_bounds", None) is None:  # built once: this runs every step
+            self._action_bounds = tuple(torch.as_tensor(b, device=self.device) for b in robots.action_bounds())
+        low, high = self._action_bounds
         out = (a < low - 1e-6) | (a > high + 1e-6)
         if out.any():
             if self.action_out_of_bounds == "error":
