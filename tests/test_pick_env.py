@@ -119,3 +119,10 @@ def test_success_matches_the_scene(state_env, where, expected):
 def test_unsupported_robot_is_refused_with_the_reason():
     with pytest.raises(ValueError, match="WidowX-250S is not supported yet"):
         gym.make("VLAPick-v0", obs_mode="state", robot_uids="widowx250s")
+
+
+def test_pools_with_malformed_robot_offsets_are_refused_up_front():
+    from vla_ood_envs.factors import PoolError, train_pools
+
+    with pytest.raises(PoolError, match="7 values"):
+        gym.make("VLAPick-v0", obs_mode="state", pools=train_pools().replace(robot_qpos_offsets=((0.0,) * 6,)))

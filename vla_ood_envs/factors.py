@@ -168,6 +168,8 @@ class PickPools:
             unknown = [n for n in names if n not in set(catalog.names(kind))]
             if unknown:
                 raise PoolError(f"pool '{self.name}': unknown {kind} {unknown}")
+        if any(len(o) != 7 for o in self.robot_qpos_offsets):
+            raise PoolError(f"pool '{self.name}': every robot_qpos_offset needs 7 values (one per arm joint)")
         if not 0.0 <= self.overlay_alpha <= 1.0:
             raise PoolError(f"overlay_alpha must be in [0, 1], got {self.overlay_alpha}")
 

@@ -209,10 +209,10 @@ class VLAPickEnv(BaseEnv):
             self.events = [[] for _ in range(self.num_envs)]
             self._episode_state_init()
         for i in idx:
+            # Explicit records were checked in reset(); sampled ones come from pools checked by validate().
             f = self._pending_factors.pop(i, None)
             if f is None:
                 f = sample_factors(self.pools, self._batched_episode_rng[i], self.catalog)
-            self._check_factors(f)
             self.factors[i] = f
             self.events[i] = []
         self._pending_factors = {}
@@ -320,7 +320,7 @@ class VLAPickEnv(BaseEnv):
     def segmentation_lut(self) -> torch.Tensor:
         """Maps a segmentation id to: ROBOT_SEG for robot links, k for object k, 1000 + j for receptacle j,
         OTHER_SEG for everything else (table, floor)."""
-        if getattr(self, "_seg_lut", None) is None:
+        if self._seg_lut is None:
             id_map = self.segmentation_id_map
             lut = torch.full((max(id_map) + 2,), self.OTHER_SEG, dtype=torch.long)
             robot_links = {id(link) for link in self.agent.robot.get_links()}
