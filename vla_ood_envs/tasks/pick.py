@@ -151,9 +151,7 @@ class VLAPickEnv(BaseEnv):
         self._rec_half_xy = torch.tensor([a.half_extents[:2] for a in self._receptacle_assets], device=dev)
 
     def _load_lighting(self, options: dict):
-        self.scene.set_ambient_light([0.35, 0.35, 0.35])
-        self.scene.add_directional_light([0.3, 0.4, -1.0], [0.9, 0.9, 0.9], shadow=False)
-        self.scene.add_directional_light([-0.5, -0.2, -1.0], [0.4, 0.4, 0.4], shadow=False)
+        scene_lib.add_lights(self.scene)
 
     # ------------------------------------------------------------------ episodes
     def reset(self, seed=None, options=None):
