@@ -18,6 +18,7 @@ import numpy as np
 import trimesh
 from PIL import Image
 
+from .articulated import ArticulatedSpec, articulated_specs, urdf_text
 from .shapes import AssetSpec, object_specs, receptacle_specs
 from .table_geometry import TABLE_CENTER_X, TABLE_HALF_SIZE
 from .textures import overlay_specs, table_specs
@@ -104,6 +105,28 @@ def _texture_entry(spec, root: Path, index: int) -> dict:
             "sha256": _sha(path)}
 
 
+def _articulated_entry(spec: ArticulatedSpec, root: Path) -> dict:
+    folder = root / "articulated" / slug(spec.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    urdf = folder / "object.urdf"
+    urdf.write_text(urdf_text(spec))
+    handle_p, handle_axis = spec.handle_frame()
+    r = lambda xs: [round(float(x), 5) for x in xs]  # noqa: E731
+    return {
+        "name": spec.name,
+        "split": spec.split,
+        "kind": spec.kind,
+        "noun": spec.noun,
+        "urdf": urdf.relative_to(root).as_posix(),
+        "size": r(spec.size),
+        "moving_link": "drawer" if spec.kind == "drawer" else "door",
+        "joint": {**spec.joint(), "origin": r(spec.joint()["origin"]), "damping": spec.damping,
+                  "friction": spec.friction},
+        "handle": {"type": spec.handle, "position": r(handle_p), "axis": r(handle_axis)},
+        "sha256": {"urdf": _sha(urdf)},
+    }
+
+
 TABLE_TOP_TILE = 0.5  # metres of table covered by one repeat of an appearance texture
 
 
@@ -132,6 +155,7 @@ def build(out: Path) -> dict:
         "table_top": "tables/table_top.obj",
         "objects": [_mesh_entry(s, out) for s in object_specs()],
         "receptacles": [_mesh_entry(s, out) for s in receptacle_specs()],
+        "articulated": [_articulated_entry(s, out) for s in articulated_specs()],
         "tables": [_texture_entry(s, out, i) for i, s in enumerate(table_specs())],
         "overlays": [_texture_entry(s, out, 100 + i) for i, s in enumerate(overlay_specs())],
     }
@@ -148,8 +172,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=default_asset_dir(), help="asset directory to (re)write")
     args = parser.parse_args(argv)
     cat = build(args.out)
-    print(f"wrote {len(cat['objects'])} objects, {len(cat['receptacles'])} receptacles, {len(cat['tables'])} "
-          f"table appearances, {len(cat['overlays'])} overlay textures to {args.out}")
+    print(f"wrote {len(cat['objects'])} objects, {len(cat['receptacles'])} receptacles, "
+          f"{len(cat['articulated'])} articulated objects, {len(cat['tables'])} table appearances, {len(cat['overlays'])} overlay textures to {args.out}")
 
 
 if __name__ == "__main__":
