@@ -12,7 +12,7 @@ from typing import Any
 
 import gymnasium as gym
 
-TASKS = ("VLAPick",)
+TASKS = ("VLAPick", "VLAOpen")
 AXES = ("IND", "vision", "semantics", "execution")
 
 
@@ -33,6 +33,10 @@ def _w(name: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
 
 def _pick(env_id: str, axis: str, display: str, description: str, *wrappers) -> EnvDeclaration:
     return EnvDeclaration(env_id, "VLAPick", axis, display, description, tuple(wrappers))
+
+
+def _open(env_id: str, axis: str, display: str, description: str, *wrappers) -> EnvDeclaration:
+    return EnvDeclaration(env_id, "VLAOpen", axis, display, description, tuple(wrappers))
 
 
 # The study's 16 evaluation conditions of the pick-and-place task (docs: ../shared/docs/study.md, section 2).
@@ -79,6 +83,24 @@ DECLARATIONS: tuple[EnvDeclaration, ...] = (
     _pick("VLAPick-MidEpisodeReposition-v0", "execution", "Mid-episode reposition",
           "After action 5 the object is teleported once to a cell 15-21 cm away.",
           _w("MidEpisodeReposition", at_step=5)),
+    # The articulated-open task's conditions (docs: ../shared/docs/study.md, section 3).
+    _open("VLAOpen-v0", "IND", "IND",
+          "Training distribution: 8 door objects, 16 table appearances, the training placements, 1 template."),
+    _open("VLAOpen-UnseenBackground-v0", "vision", "New background", "Table appearance from the 5 held-out ones.",
+          _w("UnseenTable", mode="scene")),
+    _open("VLAOpen-DynamicNoise-v0", "vision", "Dyn. noise",
+          "Double-size texture over the whole frame, offset following the arm/object, alpha 0.5.",
+          _w("DynamicNoise", alpha=0.5)),
+    _open("VLAOpen-UnseenObjects-v0", "semantics", "Unseen art. objects",
+          "Articulated object from the 6 held-out door objects.", _w("ObjectSampler", pool="test")),
+    _open("VLAOpen-UnseenInstructions-v0", "semantics", "Re-phrased",
+          "Instruction phrased with one of the 16 held-out templates.", _w("InstructionParaphrase", pool="test")),
+    _open("VLAOpen-UnseenObjectPose-v0", "execution", "Object pose",
+          "Object on the ring 3 cm outside the training placements, yaw offset +-15 or +-20 deg.",
+          _w("PlacementSampler", region="test")),
+    _open("VLAOpen-UnseenRobotInitPose-v0", "execution", "EE pose",
+          "Joint offsets: joints 1-5 in {0, +-0.08, +-0.15} rad, wrist {0, +-0.3, +-0.6} rad, not all zero.",
+          _w("RobotInitPose")),
 )
 
 
@@ -104,6 +126,10 @@ def _task_class(task: str):
         from .tasks.pick import VLAPickEnv
 
         return VLAPickEnv
+    if task == "VLAOpen":
+        from .tasks.open import VLAOpenEnv
+
+        return VLAOpenEnv
     raise ValueError(f"unknown task {task!r}; tasks: {TASKS}")
 
 

@@ -18,12 +18,9 @@ import math
 import numpy as np
 import torch
 
-from mani_skill.utils.geometry.rotation_conversions import (
-    axis_angle_to_matrix,
-    matrix_to_axis_angle,
-    matrix_to_euler_angles,
-    quaternion_to_matrix,
-)
+from mani_skill.utils.geometry.rotation_conversions import quaternion_to_matrix
+
+from .motion import capped_translation, controller_target, rotation_action
 
 APPROACH, DESCEND, CLOSE, LIFT, CARRY, LOWER, RELEASE, RETREAT = range(8)
 PHASE_NAMES = ("approach", "descend", "close", "lift", "carry", "lower", "release", "retreat")
@@ -88,8 +85,7 @@ class PickExpert:
     # ------------------------------------------------------------------ privileged state
     @staticmethod
     def _target_pose(base):
-        arm = base.agent.controller.controllers["arm"]
-        return arm._target_pose
+        return controller_target(base)
 
     @staticmethod
     def _base_offset(base) -> torch.Tensor:
@@ -144,13 +140,7 @@ class PickExpert:
 
         # Track the controller's target (what the delta action moves), not the lagging measured pose.
         target_world = target.p + offset
-        err = goal - target_world
-        delta = GAIN * err
-        norm = torch.linalg.norm(delta, dim=-1, keepdim=True).clamp(min=1e-9)
-        delta = delta * torch.clamp(self.max_speed / norm, max=1.0)
-        change = delta - self.prev_delta
-        change_norm = torch.linalg.norm(change, dim=-1, keepdim=True).clamp(min=1e-9)
-        delta = self.prev_delta + change * torch.clamp(self.max_accel / change_norm, max=1.0)
+        delta = capped_translation(goal, target_world, self.prev_delta, GAIN, self.max_speed, self.max_accel)
         hold = (p == CLOSE) | (p == RELEASE)
         delta = torch.where(hold[:, None], torch.zeros_like(delta), delta)
         self.prev_delta = delta
@@ -158,14 +148,7 @@ class PickExpert:
         # Orientation: fingers down, yawed to the grasp yaw; after the grasp, keep the orientation.
         r_target = quaternion_to_matrix(target.q)
         r_goal = _rot_z(self.grasp_yaw) @ self.down
-        r_delta = r_goal @ r_target.transpose(-1, -2)
-        aa = matrix_to_axis_angle(r_delta)
-        ang = torch.linalg.norm(aa, dim=-1, keepdim=True).clamp(min=1e-9)
-        aa = aa * torch.clamp(MAX_ROT / ang, max=1.0)
-        rot = matrix_to_euler_angles(axis_angle_to_matrix(aa), "XYZ")
-        # Round-off of the rotation conversions leaves ~1e-8 rad in idle axes; in a dataset that noise would be
-        # stretched to +-1 by quantile normalisation (OpenVLA's q01/q99), so an idle axis is exactly zero.
-        rot = torch.where(rot.abs() < 1e-6, torch.zeros_like(rot), rot)
+        rot, ang = rotation_action(r_goal, r_target, MAX_ROT)
 
         closed = (p >= CLOSE) & (p <= LOWER)
         gripper = torch.where(closed, -1.0, 1.0).to(dev)
@@ -174,7 +157,7 @@ class PickExpert:
         # Phase transitions (evaluated on where the target will be after this step).
         dist = torch.linalg.norm(goal - (target_world + delta), dim=-1)
         meas = torch.linalg.norm(goal - tcp_world, dim=-1)
-        yaw_ok = ang[:, 0] < 0.05
+        yaw_ok = ang < 0.05
         nxt = p.clone()
         self.timer = self.timer + 1
         nxt = torch.where((p == APPROACH) & (dist < 0.008) & yaw_ok & (meas < 0.02), DESCEND, nxt)

@@ -44,6 +44,7 @@ class VLATaskEnv(BaseEnv):
     FACTORS_CLS: ClassVar[type] = object
     # Instruction templates by pool ("train": the one used for training data, "test": the held-out phrasings).
     TEMPLATES: ClassVar[dict[str, tuple[str, ...]]] = {}
+    START_KEYFRAME: ClassVar[str] = "rest"  # the robot's nominal start (robots.PandaVLA.keyframes)
     # Segmentation classes (see segmentation_lut): robot links, everything that is not an item (table, floor).
     ROBOT_SEG = -2
     OTHER_SEG = -1
@@ -229,7 +230,7 @@ class VLATaskEnv(BaseEnv):
         self._reset_task_state(env_idx)
 
     def _reset_robot(self, idx: list[int]) -> None:
-        rest = torch.tensor(self.agent.keyframes["rest"].qpos, dtype=torch.float32, device=self.device)
+        rest = torch.tensor(self.agent.keyframes[self.START_KEYFRAME].qpos, dtype=torch.float32, device=self.device)
         qpos = rest.repeat(len(idx), 1)
         offsets = torch.tensor([self.factors[i].robot_qpos_offset for i in idx], dtype=torch.float32,
                                device=self.device)

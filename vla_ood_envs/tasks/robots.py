@@ -34,8 +34,11 @@ class PandaVLA(Panda):
     uid = "panda_vla"
     # Start with the open hand 21 cm above the centre of the workspace, fingers down: in view of the third-person
     # camera without hiding the objects in the first frames.
+    # VLAOpen starts higher and further back (the hand 42 cm up, 25 cm behind the workspace centre, fingers down),
+    # clear of the tallest articulated object and of its door's swing.
     keyframes = dict(
         rest=Keyframe(qpos=np.array([0.0, 0.0, 0.0, -2.4, 0.0, 2.4, np.pi / 4, 0.04, 0.04]), pose=sapien.Pose()),
+        open_rest=Keyframe(qpos=np.array([0.0, -0.6, 0.0, -2.4, 0.0, 1.8, np.pi / 4, 0.04, 0.04]), pose=sapien.Pose()),
     )
 
     @property

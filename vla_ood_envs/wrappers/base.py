@@ -17,7 +17,6 @@ from typing import ClassVar, Sequence
 
 import gymnasium as gym
 
-from ..factors import PickPools
 
 
 class PerturbationError(ValueError):
@@ -25,12 +24,12 @@ class PerturbationError(ValueError):
 
 
 def task_of(env: gym.Env):
-    """The VLAPick task under any stack of wrappers."""
-    from ..tasks.pick import VLAPickEnv
+    """The VLA task (VLAPick, VLAOpen) under any stack of wrappers."""
+    from ..tasks.base import VLATaskEnv
 
     base = env.unwrapped
-    if not isinstance(base, VLAPickEnv):
-        raise PerturbationError(f"this perturbation needs a VLAPick env underneath, got {type(base).__name__}")
+    if not isinstance(base, VLATaskEnv):
+        raise PerturbationError(f"this perturbation needs a vla_ood_envs task underneath, got {type(base).__name__}")
     return base
 
 
@@ -51,12 +50,16 @@ def resolve_names(pool: str | Sequence[str], catalog_names_train: list[str], cat
 class Perturbation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     layer: ClassVar[str] = ""
     needs_segmentation: ClassVar[bool] = False
+    tasks: ClassVar[tuple[str, ...]] = ("VLAPick", "VLAOpen")  # the tasks this perturbation makes sense for
 
     def __init__(self, env: gym.Env, **ctor_kwargs):
         # Recording the constructor arguments lets Gymnasium re-create the stack (env.spec, check_env).
         gym.utils.RecordConstructorArgs.__init__(self, **ctor_kwargs)
         gym.Wrapper.__init__(self, env)
         self.task = task_of(env)
+        if self.task.TASK_NAME not in self.tasks:
+            raise PerturbationError(f"{type(self).__name__} applies to {' and '.join(self.tasks)} only, not to "
+                                    f"{self.task.TASK_NAME}")
 
     @classmethod
     def requires_segmentation(cls, **kwargs) -> bool:
@@ -64,6 +67,6 @@ class Perturbation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return cls.needs_segmentation
 
     def _swap_pools(self, tag: str, **changes) -> None:
-        pools: PickPools = self.task.pools.renamed(tag, **changes)
+        pools = self.task.pools.renamed(tag, **changes)
         pools.validate(self.task.catalog)
         self.task.pools = pools

@@ -8,27 +8,28 @@ import math
 import gymnasium as gym
 import torch
 
-from ..factors import RING_POSITIONS, REPOSITION_POSITIONS, TEST_YAWS, TRAIN_POSITIONS, TRAIN_YAWS, ZERO_OFFSET
+from ..factors import REPOSITION_POSITIONS, ZERO_OFFSET
 from ..tasks.robots import PANDA_BODY_JOINTS, PANDA_WRIST_JOINT
 from .base import Perturbation, PerturbationError
 
 
 class PlacementSampler(Perturbation):
-    """region="ring": object and receptacle on the ring of cells 3 cm outside the training square (+-10.5 cm from
-    the centre) and object yaws at odd multiples of pi/8, all disjoint from training; region="grid": training."""
+    """Place the task's items in a held-out region (region="test") or the training one ("train").
+
+    VLAPick: "test" (alias "ring") puts object and receptacle on the ring of cells 3 cm outside the training square
+    (+-10.5 cm from the centre) with object yaws at odd multiples of pi/8; "train" (alias "grid") is the 6x6 grid.
+    VLAOpen: "test" puts the articulated object on the ring 3 cm outside its training placements (+-7 cm) with
+    yaw offsets of +-15 or +-20 degrees. Held-out placements are disjoint from training ones."""
 
     layer = "scene"
 
-    def __init__(self, env: gym.Env, region: str = "ring"):
+    def __init__(self, env: gym.Env, region: str = "test"):
         super().__init__(env, region=region)
-        if region == "ring":
-            positions, yaws = RING_POSITIONS, TEST_YAWS
-        elif region == "grid":
-            positions, yaws = TRAIN_POSITIONS, TRAIN_YAWS
-        else:
-            raise PerturbationError(f"region must be 'ring' or 'grid', got {region!r}")
-        self._swap_pools(f"positions:{region}", object_positions=positions, receptacle_positions=positions,
-                         yaws=yaws)
+        try:
+            changes = self.task.placement_region(region)
+        except ValueError as exc:
+            raise PerturbationError(str(exc)) from exc
+        self._swap_pools(f"positions:{region}", **changes)
 
 
 def robot_init_offsets(body: tuple[float, ...] = (0.08, 0.15), wrist: tuple[float, ...] = (0.3, 0.6),
@@ -80,6 +81,7 @@ class MidEpisodeReposition(Perturbation):
     """
 
     layer = "event"
+    tasks = ("VLAPick",)
 
     def __init__(self, env: gym.Env, at_step: int = 5, distance: tuple[float, float] = (0.15, 0.21),
                  trigger: str = "step", near_distance: float = 0.05):

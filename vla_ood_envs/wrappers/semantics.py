@@ -6,19 +6,20 @@ from typing import Sequence
 
 import gymnasium as gym
 
-from ..factors import DISTRACTOR_MIN_DISTANCE, TEST_TEMPLATES, TRAIN_TEMPLATE
+from ..factors import DISTRACTOR_MIN_DISTANCE
 from .base import Perturbation, PerturbationError, resolve_names
 
 
 class ObjectSampler(Perturbation):
-    """Draw the target object from the held-out pool ("test"), the training pool, or a list of catalog names."""
+    """Draw the target object (VLAPick: the object to move; VLAOpen: the articulated object) from the held-out pool
+    ("test"), the training pool, or a list of catalog names."""
 
     layer = "scene"
 
     def __init__(self, env: gym.Env, pool: str | Sequence[str] = "test"):
         super().__init__(env, pool=pool)
-        cat = self.task.catalog
-        self.objects = resolve_names(pool, cat.names("objects", "train"), cat.names("objects", "test"), "object")
+        t = self.task
+        self.objects = resolve_names(pool, t.object_names("train"), t.object_names("test"), "object")
         self._swap_pools(f"objects:{pool if isinstance(pool, str) else 'custom'}", objects=self.objects)
 
 
@@ -26,6 +27,7 @@ class ReceptacleSampler(Perturbation):
     """Draw the target receptacle from the held-out pool ("test"), the training pool, or a list of names."""
 
     layer = "scene"
+    tasks = ("VLAPick",)
 
     def __init__(self, env: gym.Env, pool: str | Sequence[str] = "test"):
         super().__init__(env, pool=pool)
@@ -38,18 +40,16 @@ class ReceptacleSampler(Perturbation):
 class InstructionParaphrase(Perturbation):
     """Phrase the instruction with a held-out template ("test": the study's 16), the training one, or your own.
 
-    Templates use {O} for the object and {R} for the receptacle. The template is a factor of the episode, so the
-    manifest says which phrasing was used.
+    Templates use {O} for the object and {R} for the receptacle (VLAPick) or {O} alone (VLAOpen). The template is
+    a factor of the episode, so the manifest says which phrasing was used.
     """
 
     layer = "language"
 
     def __init__(self, env: gym.Env, pool: str | Sequence[str] = "test"):
         super().__init__(env, pool=pool)
-        if pool == "test":
-            templates = TEST_TEMPLATES
-        elif pool == "train":
-            templates = (TRAIN_TEMPLATE,)
+        if pool in ("train", "test"):
+            templates = self.task.TEMPLATES[pool]
         elif isinstance(pool, str):
             raise PerturbationError(f"template pool must be 'train', 'test' or a list of templates, got {pool!r}")
         else:
@@ -63,6 +63,7 @@ class _Distractor(Perturbation):
 
     layer = "scene"
     kind = ""
+    tasks = ("VLAPick",)
 
     def __init__(self, env: gym.Env, pool: str | Sequence[str], count: int, min_distance: float):
         super().__init__(env, pool=pool, count=count, min_distance=min_distance)

@@ -1,0 +1,45 @@
+"""Motion shaping shared by the scripted experts: turning goal poses into the env's 7-D delta action the way a
+careful teleoperator moves (bounded speed, bounded change of speed, bounded rotation per step).
+
+All functions are batched over the env's sub-scenes and work on the arm controller's *target* pose, which is what
+the delta action moves (the measured pose lags it).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mani_skill.utils.geometry.rotation_conversions import (
+    axis_angle_to_matrix,
+    matrix_to_axis_angle,
+    matrix_to_euler_angles,
+)
+
+
+def controller_target(base):
+    """The arm controller's target pose (robot-base frame) of an unwrapped task."""
+    return base.agent.controller.controllers["arm"]._target_pose
+
+
+def capped_translation(goal: torch.Tensor, target_world: torch.Tensor, prev_delta: torch.Tensor, gain: float,
+                       max_speed: float, max_accel: float) -> torch.Tensor:
+    """A proportional step towards `goal`, capped in length (speed) and in change from `prev_delta` (accel)."""
+    delta = gain * (goal - target_world)
+    norm = torch.linalg.norm(delta, dim=-1, keepdim=True).clamp(min=1e-9)
+    delta = delta * torch.clamp(max_speed / norm, max=1.0)
+    change = delta - prev_delta
+    change_norm = torch.linalg.norm(change, dim=-1, keepdim=True).clamp(min=1e-9)
+    return prev_delta + change * torch.clamp(max_accel / change_norm, max=1.0)
+
+
+def rotation_action(r_goal: torch.Tensor, r_target: torch.Tensor, max_rot: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rotation part of the action turning the target orientation towards `r_goal` by at most `max_rot` rad,
+    and the remaining angle (before this step)."""
+    aa = matrix_to_axis_angle(r_goal @ r_target.transpose(-1, -2))
+    ang = torch.linalg.norm(aa, dim=-1, keepdim=True).clamp(min=1e-9)
+    aa = aa * torch.clamp(max_rot / ang, max=1.0)
+    rot = matrix_to_euler_angles(axis_angle_to_matrix(aa), "XYZ")
+    # Round-off of the rotation conversions leaves ~1e-8 rad in idle axes; in a dataset that noise would be
+    # stretched to +-1 by quantile normalisation (OpenVLA's q01/q99), so an idle axis is exactly zero.
+    rot = torch.where(rot.abs() < 1e-6, torch.zeros_like(rot), rot)
+    return rot, ang[:, 0]
