@@ -40,7 +40,10 @@ def _cmd_render(args) -> int:
             path = episode_strip(env_id, out / f"{env_id}-strip.png", seed=args.seed, size=args.size)
             print(f"wrote {path}")
     if args.all:
-        print(f"wrote {overview_sheet(out / 'overview.png', seed=args.seed)}")
+        from .registry import TASKS
+
+        for task in TASKS:
+            print(f"wrote {overview_sheet(out / f'overview-{task}.png', seed=args.seed, task=task)}")
     return 0
 
 
@@ -50,9 +53,11 @@ def _cmd_assets(args) -> int:
 
         build(default_asset_dir())
         print(f"regenerated {default_asset_dir()}")
-    from .pictures import asset_sheet
+    from .pictures import articulated_sheet, asset_sheet
 
-    print(f"wrote {asset_sheet(Path(args.sheet))}")
+    sheet = Path(args.sheet)
+    print(f"wrote {asset_sheet(sheet)}")
+    print(f"wrote {articulated_sheet(sheet.with_name(sheet.stem + '-articulated' + sheet.suffix))}")
     return 0
 
 

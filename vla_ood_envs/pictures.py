@@ -51,10 +51,10 @@ def episode_strip(env_id: str, out: Path, seed: int = 0, steps: tuple[int, ...] 
     import gymnasium as gym
 
     from . import registry  # noqa: F401
-    from .experts.pick_expert import PickExpert
+    from .experts import expert_for
 
     env = gym.make(env_id, camera_width=size, camera_height=size)
-    expert = PickExpert()
+    expert = expert_for(env)
     frames, captions = [], []
     try:
         obs, _ = env.reset(seed=seed)
@@ -71,14 +71,16 @@ def episode_strip(env_id: str, out: Path, seed: int = 0, steps: tuple[int, ...] 
     return out
 
 
-def overview_sheet(out: Path, size: int = 160, seed: int = 0, columns: int = 4) -> Path:
-    """One first frame per registered ID, captioned with its condition: the study's conditions at a glance."""
+def overview_sheet(out: Path, size: int = 160, seed: int = 0, columns: int = 4, task: str = "VLAPick") -> Path:
+    """One first frame per registered ID of a task, captioned with its condition: the conditions at a glance."""
     import gymnasium as gym
 
     from .registry import DECLARATIONS
 
     images, captions = [], []
     for d in DECLARATIONS:
+        if d.task != task:
+            continue
         env = gym.make(d.env_id, camera_width=size, camera_height=size)
         try:
             obs, _ = env.reset(seed=seed)
@@ -90,6 +92,58 @@ def overview_sheet(out: Path, size: int = 160, seed: int = 0, columns: int = 4) 
         captions.append(d.display_name)
     out.parent.mkdir(parents=True, exist_ok=True)
     grid(images, columns, captions).save(out)
+    return out
+
+
+def _look_at(eye, target) -> "sapien.Pose":
+    import sapien
+
+    eye, target = np.asarray(eye, dtype=float), np.asarray(target, dtype=float)
+    fwd = (target - eye) / np.linalg.norm(target - eye)
+    left = np.cross([0, 0, 1], fwd)
+    left /= np.linalg.norm(left)
+    mat = np.eye(4)
+    mat[:3, :3] = np.stack([fwd, left, np.cross(fwd, left)], 1)
+    mat[:3, 3] = eye
+    return sapien.Pose(mat)
+
+
+def articulated_sheet(out: Path, size: int = 200) -> Path:
+    """Every articulated object of the shipped catalog loaded from its URDF, closed and half open, captioned with
+    its name, kind and split (`vla-ood assets` writes it next to the asset sheet)."""
+    import sapien
+    import sapien.render
+
+    from .catalog import default_catalog
+    from .render.device import claim_renderer, sapien_device, select_render_backend
+
+    choice = select_render_backend()
+    claim_renderer(choice)
+    device = sapien_device(choice)
+    images, captions = [], []
+    for a in default_catalog().articulated:
+        for fraction in (0.0, 0.45):
+            scene = sapien.Scene([sapien.physx.PhysxCpuSystem(), sapien.render.RenderSystem(device)])
+            scene.set_ambient_light([0.5, 0.5, 0.5])
+            scene.add_directional_light([-0.3, -0.4, -1], [0.8, 0.8, 0.8])
+            loader = scene.create_urdf_loader()
+            loader.fix_root_link = True
+            art = loader.load(str(a.urdf))
+            art.set_qpos(np.array([a.joint_limits[1] * fraction], dtype=np.float32))
+            floor = scene.create_actor_builder()
+            floor.add_box_visual(sapien.Pose([0, 0, -0.002]), [0.6, 0.6, 0.002],
+                                 sapien.render.RenderMaterial(base_color=[0.85, 0.85, 0.85, 1]))
+            floor.build_kinematic()
+            cam = scene.add_camera("cam", size, size, 0.8, 0.01, 10)
+            h = a.size[2]
+            cam.entity.set_pose(_look_at([0.75, 0.35, 0.55], [0.05, 0.0, h / 2]))
+            scene.update_render()
+            cam.take_picture()
+            images.append((np.clip(cam.get_picture("Color")[..., :3], 0, 1) * 255).astype(np.uint8))
+            state = "closed" if fraction == 0 else "open"
+            captions.append(f"{a.noun} ({a.split}, {state})")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    grid(images, 8, captions).save(out)
     return out
 
 
