@@ -199,3 +199,17 @@ def test_pick_only_perturbations_refuse_the_open_task(open_env):
     for cls in (DistractorObject, MidEpisodeReposition):
         with pytest.raises(PerturbationError, match="VLAPick"):
             cls(open_env)
+
+
+def test_demo_generation_works_for_the_open_task(tmp_path):
+    from vla_ood_envs.demos import DemoDataset, GenerateConfig, SplitError, generate
+
+    out = tmp_path / "open"
+    generate(GenerateConfig(env_id="VLAOpen-v0", out=str(out), episodes=1, seed=5, image_height=32,
+                            image_width=32), progress=False)
+    (ep,) = list(DemoDataset(out))
+    assert ep.instruction == f"open the {ep.manifest['noun']}" and ep.success[-1]
+    assert ep.images.shape[1:] == (32, 32, 3) and ep.actions.shape[1] == 7
+    with pytest.raises(SplitError, match="VLAOpen-v0"):
+        generate(GenerateConfig(env_id="VLAOpen-UnseenObjects-v0", out=str(tmp_path / "ood"), episodes=1),
+                 progress=False)

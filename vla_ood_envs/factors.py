@@ -143,6 +143,10 @@ class PickPools:
         """A copy with `changes` and `tag` appended to the name (the manifest shows every pool change)."""
         return dataclasses.replace(self, name=f"{self.name}+{tag}", **changes)
 
+    def held_out(self, catalog: Catalog | None = None) -> list[str]:
+        """Every way these pools reach outside the training distribution (see `held_out_factors`)."""
+        return held_out_factors(self, catalog)
+
     def validate(self, catalog: Catalog) -> None:
         for kind, names in (("objects", self.objects), ("receptacles", self.receptacles), ("tables", self.tables)):
             if not names:

@@ -115,6 +115,10 @@ class OpenPools:
         """A copy with `changes` and `tag` appended to the name (the manifest shows every pool change)."""
         return dataclasses.replace(self, name=f"{self.name}+{tag}", **changes)
 
+    def held_out(self, catalog: Catalog | None = None) -> list[str]:
+        """Every way these pools reach outside the training distribution (see `open_held_out_factors`)."""
+        return open_held_out_factors(self, catalog)
+
     def validate(self, catalog: Catalog) -> None:
         for kind, names, known in (("articulated objects", self.objects, catalog.names("articulated")),
                                    ("tables", self.tables, catalog.names("tables"))):

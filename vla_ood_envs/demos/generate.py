@@ -56,25 +56,23 @@ _WORKER: dict[str, Any] = {}
 
 
 def _check_split(env) -> None:
-    from ..factors import held_out_factors
-
     task = env.unwrapped
-    problems = held_out_factors(task.pools, task.catalog)
+    problems = task.pools.held_out(task.catalog)
     if problems:
         raise SplitError(f"refusing to generate demonstrations from held-out pools ({'; '.join(problems)}); "
-                         f"demonstrations come from the training distribution only (e.g. VLAPick-v0)")
+                         f"demonstrations come from the training distribution only (e.g. {task.TASK_NAME}-v0)")
 
 
 def _worker_init(cfg: GenerateConfig) -> None:
     import gymnasium as gym
 
     import vla_ood_envs  # noqa: F401
-    from ..experts.pick_expert import PickExpert
+    from ..experts import expert_for
 
     env = gym.make(cfg.env_id, camera_height=cfg.image_height, camera_width=cfg.image_width, include_proprio=True,
                    **cfg.env_kwargs)
     _check_split(env)
-    _WORKER.update(env=env, expert=PickExpert(), cfg=cfg)
+    _WORKER.update(env=env, expert=expert_for(env), cfg=cfg)
 
 
 def _rollout(seed: int) -> tuple[int, bool, int]:
@@ -164,7 +162,6 @@ class _Runner:
 # ---------------------------------------------------------------- driver side
 def _check_split_before_start(cfg: GenerateConfig) -> None:
     """Refuse held-out pools before any worker starts (a worker that fails while starting would be restarted)."""
-    from ..factors import held_out_factors
     from ..registry import declaration
 
     decl = declaration(cfg.env_id)
@@ -172,8 +169,8 @@ def _check_split_before_start(cfg: GenerateConfig) -> None:
         raise SplitError(f"{cfg.env_id} is an OOD condition ({decl.display_name}); demonstrations come from the "
                          f"training distribution only: use {decl.task}-v0")
     pools = cfg.env_kwargs.get("pools")
-    if pools is not None and held_out_factors(pools):
-        raise SplitError(f"refusing to generate demonstrations from held-out pools: {held_out_factors(pools)}")
+    if pools is not None and pools.held_out():
+        raise SplitError(f"refusing to generate demonstrations from held-out pools: {pools.held_out()}")
 
 
 def _prepare(cfg: GenerateConfig) -> Path:
