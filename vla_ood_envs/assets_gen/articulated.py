@@ -293,7 +293,7 @@ def articulated_specs() -> list[ArticulatedSpec]:
         S("safe", "train", size=(0.24, 0.24, 0.24), hinge="left", handle="square", handle_height=0.5, **door,
           body_color=_c("44484c"), front_color=_c("3a3e42"), handle_color=_c("c0c4c8"), damping=1.5,
           friction=0.15),
-        S("wall cabinet", "train", size=(0.20, 0.30, 0.28), hinge="right", handle="square", handle_height=0.35,
+        S("wall cabinet", "train", size=(0.20, 0.30, 0.28), hinge="right", handle="square", handle_height=0.5,
           **door, body_color=_c("f2efe6"), front_color=_c("e4dfd0"), handle_color=_c("5a5a5a")),
         S("bread box", "train", size=(0.22, 0.30, 0.20), hinge="left", handle="bar", handle_height=0.5,
           handle_length=0.08, **door, body_color=_c("b03a2e"), front_color=_c("a8322a"),

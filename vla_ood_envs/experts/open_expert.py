@@ -8,7 +8,8 @@ the env's own 7-D metric delta. Phases:
 - approach: straight in until the handle is between the fingers; close: hold still while the gripper closes;
 - pull: the grasp pose is carried along the joint's motion, leading the measured opening by at most one step's
   worth, so the hand never drags the handle off its arc; stop at `goal` (past the success threshold) and hold.
-A lost grasp sends the expert back to align on the handle where it now is.
+A grasp lost early makes the expert let go, back off (straight out 8 cm) and align on the handle where it now is;
+one lost when the door is already well past the threshold ends the pull there.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from mani_skill.utils.geometry.rotation_conversions import axis_angle_to_matrix,
 
 from .motion import capped_translation, controller_target, rotation_action
 
-ALIGN, APPROACH, CLOSE, PULL, HOLD = range(5)
-PHASE_NAMES = ("align", "approach", "close", "pull", "hold")
+ALIGN, APPROACH, CLOSE, PULL, HOLD, BACK_OFF = range(6)
+PHASE_NAMES = ("align", "approach", "close", "pull", "hold", "back off")
 
 MAX_SPEED = 0.04  # m per control step
 MAX_ACCEL = 0.015
@@ -32,7 +33,7 @@ MAX_ROT = 0.25  # rad per step
 PRE_GRASP = 0.10  # m in front of the handle
 DOOR_STEP = math.radians(6.0)  # how far the target leads the door's opening, per step
 DRAWER_STEP = 0.025
-DOOR_GOAL = math.radians(35.0)  # the success threshold is 20 deg / 8 cm
+DOOR_GOAL = math.radians(30.0)  # the success threshold is 20 deg / 8 cm
 DRAWER_GOAL = 0.13
 GRIPPER_WAIT = 3
 MAX_LAG = 0.06  # m between the controller's target and the measured hand
@@ -62,6 +63,7 @@ class OpenExpert:
             self.grasp_r = torch.eye(3, device=dev).repeat(n, 1, 1)
             self.grasp_q = torch.zeros(n, device=dev)
             self.flip = torch.zeros(n, dtype=torch.bool, device=dev)
+            self.back_off = torch.zeros((n, 3), device=dev)
             self.prev_tcp = torch.zeros((n, 3), device=dev)
         self.phase[env_idx] = ALIGN
         self.timer[env_idx] = 0
@@ -127,7 +129,9 @@ class OpenExpert:
 
         goal = torch.where((p == ALIGN)[:, None], handle + PRE_GRASP * normal, handle)
         goal = torch.where(((p == PULL) | (p == HOLD))[:, None], pull_p, goal)
+        goal = torch.where((p == BACK_OFF)[:, None], self.back_off, goal)
         r_goal = torch.where(((p == PULL) | (p == HOLD))[:, None, None], pull_r, r_grasp)
+        r_goal = torch.where((p == BACK_OFF)[:, None, None], r_target, r_goal)
 
         # When the arm stalls far behind its target (the controller's inverse kinematics found no solution), stop
         # leading it: the target walks back towards the hand, so the solver starts from a near pose again.
@@ -139,7 +143,7 @@ class OpenExpert:
         delta = torch.where((p == CLOSE)[:, None], torch.zeros_like(delta), delta)
         self.prev_delta = delta
         rot_action, ang = rotation_action(r_goal, r_target, MAX_ROT)
-        closed = p >= CLOSE
+        closed = (p >= CLOSE) & (p != BACK_OFF)
         gripper = torch.where(closed, -1.0, 1.0).to(dev)
         action = torch.cat([delta, rot_action, gripper[:, None]], -1)
 
@@ -152,16 +156,23 @@ class OpenExpert:
         nxt = torch.where((p == APPROACH) & (dist < 0.004) & (meas < 0.01), CLOSE, nxt)
         nxt = torch.where((p == CLOSE) & (self.timer >= GRIPPER_WAIT), PULL, nxt)
         nxt = torch.where((p == PULL) & (opening >= goal_open - 1e-3), HOLD, nxt)
-        # A lost grasp means grasping again, unless the door is already well past the threshold (holding there,
-        # a re-grasp would only risk knocking it shut).
-        regrasp = (p == PULL) | ((p == HOLD) & (opening < 0.5 * (base.threshold + goal_open)))
-        nxt = torch.where(regrasp & (self.lost >= 3), ALIGN, nxt)
+        # A lost grasp means letting go, backing off and grasping again, unless the door is already well past the
+        # threshold: there the hand stays where it is, closed, since letting go or re-grasping risks knocking the
+        # door shut (a wide-open door leans on the arm).
+        lost = ((p == PULL) | (p == HOLD)) & (self.lost >= 3)
+        far_enough = opening >= 0.5 * (base.threshold + goal_open)
+        nxt = torch.where(lost & ~far_enough & (p != BACK_OFF), BACK_OFF, nxt)
+        nxt = torch.where(lost & far_enough & (p == PULL), HOLD, nxt)
+        nxt = torch.where((p == BACK_OFF) & (dist < 0.01), ALIGN, nxt)
         changed = nxt != p
         start_pull = changed & (nxt == PULL)
         # The pull starts from where the grasp closed: the controller's target then, and the opening then.
         self.grasp_p = torch.where(start_pull[:, None], target_world, self.grasp_p)
         self.grasp_r = torch.where(start_pull[:, None, None], r_target, self.grasp_r)
         self.grasp_q = torch.where(start_pull, opening, self.grasp_q)
+        # Backing off goes straight out of the grasp, along the fingers, before the hand turns.
+        self.back_off = torch.where((changed & (nxt == BACK_OFF))[:, None], target_world - 0.08 * r_target[:, :, 2],
+                                    self.back_off)
         self.timer = torch.where(changed, torch.zeros_like(self.timer), self.timer)
         self.phase = nxt
         return action
