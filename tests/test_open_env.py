@@ -213,3 +213,30 @@ def test_demo_generation_works_for_the_open_task(tmp_path):
     with pytest.raises(SplitError, match="VLAOpen-v0"):
         generate(GenerateConfig(env_id="VLAOpen-UnseenObjects-v0", out=str(tmp_path / "ood"), episodes=1),
                  progress=False)
+
+
+def test_batched_selection_gives_each_env_its_own_item():
+    """The GPU-batched path (ManiSkill's CPU simulation holds one env, so built by hand): per-env values of each
+    env's chosen item, one call per distinct item, and quaternion rotation of per-env vectors."""
+    from types import SimpleNamespace
+
+    from vla_ood_envs.tasks.base import VLATaskEnv
+    from vla_ood_envs.tasks.open import _rotate
+
+    fake = SimpleNamespace(num_envs=4, device=torch.device("cpu"))
+    items = [torch.full((4, 2), float(k)) + torch.arange(4.0)[:, None] * 10 for k in range(3)]
+    calls = []
+
+    def fn(item):
+        calls.append(item)
+        return item
+
+    which = torch.tensor([2, 0, 2, 1])
+    out = VLATaskEnv._select(fake, items, which, fn)
+    assert out[:, 0].tolist() == [2.0, 10.0, 22.0, 31.0]
+    assert len(calls) == 3
+    yaw = torch.tensor([0.0, math.pi / 2, math.pi, -math.pi / 2])
+    q = torch.stack([torch.cos(yaw / 2), torch.zeros(4), torch.zeros(4), torch.sin(yaw / 2)], -1)
+    v = _rotate(q, torch.tensor([[1.0, 0.0, 0.0]]).repeat(4, 1))
+    torch.testing.assert_close(v, torch.tensor([[1.0, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0]]), atol=1e-6,
+                               rtol=0)
