@@ -11,7 +11,8 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 from vla_ood_envs.catalog import default_catalog
-from vla_ood_envs.experts.open_expert import OpenExpert, run_open_episode
+from vla_ood_envs.experts import run_expert_episode
+from vla_ood_envs.experts.open_expert import OpenExpert
 from vla_ood_envs.open_factors import (
     OPEN_TEST_POSITIONS, OPEN_TEST_TEMPLATES, OPEN_TEST_YAWS, OPEN_TRAIN_POSITIONS, OPEN_TRAIN_TEMPLATE,
     OPEN_TRAIN_YAWS, OpenFactors, open_held_out_factors, open_train_pools,
@@ -138,8 +139,8 @@ def test_drawer_variant():
 
 def test_expert_opens_doors_and_random_policy_does_not(open_state_env):
     expert = OpenExpert()
-    results = [run_open_episode(open_state_env, s, expert) for s in (2000, 2001, 2002)]
-    assert all(r["success"] for r in results), [(r["phase"], r["opening"]) for r in results]
+    results = [run_expert_episode(open_state_env, s, expert) for s in (2000, 2001, 2002)]
+    assert all(r["success"] for r in results), [(r["phase"], r["info"]["opening"]) for r in results]
     ok = results[0]
     assert ok["info"]["potential"] == pytest.approx(1.2, abs=1e-5) and ok["info"]["grasped_ever"]
     a = ok["actions"]

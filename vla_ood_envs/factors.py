@@ -112,8 +112,44 @@ class PickFactors:
         return cls(**d)
 
 
+class PoolOps:
+    """What the pools of every task share: copies with changes, and the checks of the common factors."""
+
+    # Factor pools that must not be empty, and the kind of catalog name each required pool holds.
+    REQUIRED: tuple[str, ...] = ()
+    CATALOG_POOLS: tuple[tuple[str, str], ...] = ()
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+    def renamed(self, tag: str, **changes):
+        """A copy with `changes` and `tag` appended to the name (the manifest shows every pool change)."""
+        return dataclasses.replace(self, name=f"{self.name}+{tag}", **changes)
+
+    def _validate_common(self, catalog: Catalog) -> None:
+        for field, kind in self.CATALOG_POOLS:
+            names = getattr(self, field)
+            if not names:
+                raise PoolError(f"pool '{self.name}': the {field} pool is empty")
+            known = set(catalog.names(kind))
+            missing = [n for n in names if n not in known]
+            if missing:
+                raise PoolError(f"pool '{self.name}': unknown {field} {missing}; the catalog has {sorted(known)}")
+        for what in self.REQUIRED:
+            if not getattr(self, what):
+                raise PoolError(f"pool '{self.name}': the {what} pool is empty")
+        for kind, names in (("overlays", self.overlays), ("tables", self.backgrounds)):
+            unknown = [n for n in names if n not in set(catalog.names(kind))]
+            if unknown:
+                raise PoolError(f"pool '{self.name}': unknown {kind} {unknown}")
+        if any(len(o) != 7 for o in self.robot_qpos_offsets):
+            raise PoolError(f"pool '{self.name}': every robot_qpos_offset needs 7 values (one per arm joint)")
+        if not 0.0 <= self.overlay_alpha <= 1.0:
+            raise PoolError(f"overlay_alpha must be in [0, 1], got {self.overlay_alpha}")
+
+
 @dataclass(frozen=True)
-class PickPools:
+class PickPools(PoolOps):
     """The values each factor may take. Positions are offsets (m) from the workspace centre."""
 
     objects: tuple[str, ...]
@@ -136,28 +172,15 @@ class PickPools:
     reposition_distance: tuple[float, float] = (0.15, 0.21)
     name: str = "train"
 
-    def replace(self, **changes) -> "PickPools":
-        return dataclasses.replace(self, **changes)
-
-    def renamed(self, tag: str, **changes) -> "PickPools":
-        """A copy with `changes` and `tag` appended to the name (the manifest shows every pool change)."""
-        return dataclasses.replace(self, name=f"{self.name}+{tag}", **changes)
+    REQUIRED = ("templates", "object_positions", "receptacle_positions", "yaws", "robot_qpos_offsets")
+    CATALOG_POOLS = (("objects", "objects"), ("receptacles", "receptacles"), ("tables", "tables"))
 
     def held_out(self, catalog: Catalog | None = None) -> list[str]:
         """Every way these pools reach outside the training distribution (see `held_out_factors`)."""
         return held_out_factors(self, catalog)
 
     def validate(self, catalog: Catalog) -> None:
-        for kind, names in (("objects", self.objects), ("receptacles", self.receptacles), ("tables", self.tables)):
-            if not names:
-                raise PoolError(f"pool '{self.name}': the {kind} pool is empty")
-            known = set(catalog.names(kind))
-            missing = [n for n in names if n not in known]
-            if missing:
-                raise PoolError(f"pool '{self.name}': unknown {kind} {missing}; the catalog has {sorted(known)}")
-        for what in ("templates", "object_positions", "receptacle_positions", "yaws", "robot_qpos_offsets"):
-            if not getattr(self, what):
-                raise PoolError(f"pool '{self.name}': the {what} pool is empty")
+        self._validate_common(catalog)
         for t in self.templates:
             if "{O}" not in t or "{R}" not in t:
                 raise PoolError(f"template {t!r} must contain both {{O}} and {{R}}")
@@ -168,14 +191,6 @@ class PickPools:
             unknown = [n for n in names if n not in set(catalog.names(kind))]
             if unknown:
                 raise PoolError(f"pool '{self.name}': unknown distractor {kind} {unknown}")
-        for kind, names in (("overlays", self.overlays), ("tables", self.backgrounds)):
-            unknown = [n for n in names if n not in set(catalog.names(kind))]
-            if unknown:
-                raise PoolError(f"pool '{self.name}': unknown {kind} {unknown}")
-        if any(len(o) != 7 for o in self.robot_qpos_offsets):
-            raise PoolError(f"pool '{self.name}': every robot_qpos_offset needs 7 values (one per arm joint)")
-        if not 0.0 <= self.overlay_alpha <= 1.0:
-            raise PoolError(f"overlay_alpha must be in [0, 1], got {self.overlay_alpha}")
 
 
 def train_pools(catalog: Catalog | None = None) -> PickPools:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .catalog import Catalog, default_catalog
-from .factors import ZERO_OFFSET, PoolError
+from .factors import ZERO_OFFSET, PoolError, PoolOps
 
 KINDS = ("door", "drawer")
 
@@ -94,7 +94,7 @@ def articulated_names(catalog: Catalog, kinds: tuple[str, ...], split: str | Non
 
 
 @dataclass(frozen=True)
-class OpenPools:
+class OpenPools(PoolOps):
     """The values each VLAOpen factor may take."""
 
     objects: tuple[str, ...]
@@ -108,39 +108,18 @@ class OpenPools:
     backgrounds: tuple[str, ...] = ()
     name: str = "train"
 
-    def replace(self, **changes) -> "OpenPools":
-        return dataclasses.replace(self, **changes)
-
-    def renamed(self, tag: str, **changes) -> "OpenPools":
-        """A copy with `changes` and `tag` appended to the name (the manifest shows every pool change)."""
-        return dataclasses.replace(self, name=f"{self.name}+{tag}", **changes)
+    REQUIRED = ("templates", "object_positions", "yaws", "robot_qpos_offsets")
+    CATALOG_POOLS = (("objects", "articulated"), ("tables", "tables"))
 
     def held_out(self, catalog: Catalog | None = None) -> list[str]:
         """Every way these pools reach outside the training distribution (see `open_held_out_factors`)."""
         return open_held_out_factors(self, catalog)
 
     def validate(self, catalog: Catalog) -> None:
-        for kind, names, known in (("articulated objects", self.objects, catalog.names("articulated")),
-                                   ("tables", self.tables, catalog.names("tables"))):
-            if not names:
-                raise PoolError(f"pool '{self.name}': the {kind} pool is empty")
-            missing = [n for n in names if n not in set(known)]
-            if missing:
-                raise PoolError(f"pool '{self.name}': unknown {kind} {missing}; the catalog has {sorted(known)}")
-        for what in ("templates", "object_positions", "yaws", "robot_qpos_offsets"):
-            if not getattr(self, what):
-                raise PoolError(f"pool '{self.name}': the {what} pool is empty")
+        self._validate_common(catalog)
         for t in self.templates:
             if "{O}" not in t:
                 raise PoolError(f"template {t!r} must contain {{O}} (the object)")
-        for kind, names in (("overlays", self.overlays), ("tables", self.backgrounds)):
-            unknown = [n for n in names if n not in set(catalog.names(kind))]
-            if unknown:
-                raise PoolError(f"pool '{self.name}': unknown {kind} {unknown}")
-        if any(len(o) != 7 for o in self.robot_qpos_offsets):
-            raise PoolError(f"pool '{self.name}': every robot_qpos_offset needs 7 values (one per arm joint)")
-        if not 0.0 <= self.overlay_alpha <= 1.0:
-            raise PoolError(f"overlay_alpha must be in [0, 1], got {self.overlay_alpha}")
 
 
 def open_train_pools(catalog: Catalog | None = None, kinds: tuple[str, ...] = ("door",)) -> OpenPools:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from mani_skill.utils.geometry.rotation_conversions import axis_angle_to_matrix, quaternion_to_matrix
@@ -179,19 +178,3 @@ class OpenExpert:
 
     def phase_names(self) -> list[str]:
         return [PHASE_NAMES[i] for i in self.phase.tolist()]
-
-
-def run_open_episode(env, seed: int, expert: OpenExpert | None = None, options: dict | None = None) -> dict:
-    """Roll out the expert in a single (num_envs=1) env; returns success at the last step and the actions."""
-    expert = expert or OpenExpert()
-    obs, info = env.reset(seed=seed, options=options)
-    expert.reset(env)
-    actions = []
-    for _ in range(env.unwrapped.max_episode_steps):
-        action = expert.act(env)[0].cpu().numpy()
-        actions.append(action)
-        obs, reward, terminated, truncated, info = env.step(action)
-        if terminated or truncated:
-            break
-    return {"success": bool(info["success"]), "actions": np.asarray(actions), "info": info,
-            "phase": expert.phase_names()[0], "opening": float(info["opening"])}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
 from mani_skill.utils.geometry.rotation_conversions import quaternion_to_matrix
@@ -180,20 +179,3 @@ class PickExpert:
 
     def phase_names(self) -> list[str]:
         return [PHASE_NAMES[i] for i in self.phase.tolist()]
-
-
-def run_expert_episode(env, seed: int, expert: PickExpert | None = None, max_steps: int | None = None) -> dict:
-    """Roll out the expert in a single (num_envs=1) env; returns success at the last step and the actions."""
-    expert = expert or PickExpert()
-    obs, info = env.reset(seed=seed)
-    expert.reset(env)
-    actions = []
-    steps = max_steps or env.unwrapped.max_episode_steps
-    for _ in range(steps):
-        action = expert.act(env)[0].cpu().numpy()
-        actions.append(action)
-        obs, reward, terminated, truncated, info = env.step(action)
-        if terminated or truncated:
-            break
-    return {"success": bool(info["success"]), "actions": np.asarray(actions), "info": info,
-            "phase": expert.phase_names()[0]}

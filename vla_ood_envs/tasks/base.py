@@ -296,6 +296,11 @@ class VLATaskEnv(BaseEnv):
             return self.compute_staged_reward(info)
         return super().get_reward(obs=obs, action=action, info=info)
 
+    DENSE_MAX = 5.0  # the dense reward of a success; "normalized_dense" divides by it
+
+    def compute_normalized_dense_reward(self, obs: Any, action: torch.Tensor, info: dict):
+        return self.compute_dense_reward(obs=obs, action=action, info=info) / self.DENSE_MAX
+
     def compute_sparse_reward(self, obs: Any, action: torch.Tensor, info: dict):
         return info["success"].float()
 

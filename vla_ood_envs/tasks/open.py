@@ -224,11 +224,8 @@ class VLAOpenEnv(VLATaskEnv):
         grasped = info["is_grasped"].float()
         progress = torch.clamp(info["open_fraction"], 0.0, 1.0)
         reward = reach + grasped + 2 * progress
-        reward[info["success"]] = 5.0
+        reward[info["success"]] = self.DENSE_MAX
         return reward
-
-    def compute_normalized_dense_reward(self, obs: Any, action: torch.Tensor, info: dict):
-        return self.compute_dense_reward(obs=obs, action=action, info=info) / 5.0
 
     def _get_obs_extra(self, info: dict):
         obs = dict(tcp_pose=self.agent.tcp_pose.raw_pose)

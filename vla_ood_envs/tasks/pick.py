@@ -251,11 +251,8 @@ class VLAPickEnv(VLATaskEnv):
         goal[:, 2] += self._rec_height[self.target_receptacle] + 0.03
         place = 1 - torch.tanh(5 * torch.linalg.norm(goal - obj, dim=-1))
         reward = reach + grasped + place * grasped + 2 * info["is_placed"].float() * (1 - grasped)
-        reward[info["success"]] = 5.0
+        reward[info["success"]] = self.DENSE_MAX
         return reward
-
-    def compute_normalized_dense_reward(self, obs: Any, action: torch.Tensor, info: dict):
-        return self.compute_dense_reward(obs=obs, action=action, info=info) / 5.0
 
     def _get_obs_extra(self, info: dict):
         obs = dict(tcp_pose=self.agent.tcp_pose.raw_pose)
