@@ -1,7 +1,7 @@
 """Vision OOD perturbations: table appearance (scene-side or image-side), dynamic texture, dynamic noise.
 
 Image-side work is batched torch on the env's device: one gather and one blend per frame for all envs, no
-per-env Python loop. The foreground (robot links + the target object) comes from the segmentation image, so
+per-env Python loop, and full-frame intermediates live in scratch buffers reused from frame to frame. The foreground (robot links + the target object) comes from the segmentation image, so
 these wrappers need it; `gym.make` of a registered ID arranges that by itself, and a hand-built stack needs
 `obs_mode="rgb+segmentation"`.
 """
@@ -44,6 +44,16 @@ class ImagePerturbation(Perturbation):
         self._ys = torch.arange(self.height, device=dev)
         self._xs = torch.arange(self.width, device=dev)
         self._version = -1
+        self._bufs: dict[str, torch.Tensor] = {}
+        self._fg_key: tuple | None = None
+
+    def _buf(self, name: str, shape, dtype: torch.dtype) -> torch.Tensor:
+        """A scratch tensor kept between frames: per frame, the image work allocates only the output image (and
+        vectors of one row or column per env), never full-frame temporaries."""
+        t = self._bufs.get(name)
+        if t is None or t.shape != tuple(shape) or t.dtype != dtype:
+            t = self._bufs[name] = torch.empty(tuple(shape), dtype=dtype, device=self.task.device)
+        return t
 
     # ---- per-episode data (recomputed only when the task starts new episodes)
     def _episode_changed(self) -> bool:
@@ -59,9 +69,34 @@ class ImagePerturbation(Perturbation):
         return seg
 
     def _foreground(self, seg: torch.Tensor) -> torch.Tensor:
-        """Robot links and the target object, (N, H, W) bool."""
-        cls = self.task.segmentation_lut()[seg.long()]
-        return (cls == self.task.ROBOT_SEG) | (cls == self.task.target_object[:, None, None])
+        """Robot links and the target object, (N, H, W) bool (a scratch tensor, valid until the next frame)."""
+        n = seg.shape[0]
+        target = self.task.target_object
+        key = (self.task.episode_version, n, tuple(target.tolist()))
+        if key != self._fg_key:  # per env: which segmentation ids are foreground (rebuilt once per episode)
+            cls = self.task.segmentation_lut()
+            self._fg_lut = (cls[None] == self.task.ROBOT_SEG) | (cls[None] == target[:, None])
+            self._fg_key = key
+        ids = self._buf("seg", seg.shape, torch.long)
+        ids.copy_(seg)
+        fg = self._buf("fg", seg.shape, torch.bool)
+        torch.gather(self._fg_lut, 1, ids.view(n, -1), out=fg.view(n, -1))
+        return fg
+
+    def _texture_crop(self, flat_index: torch.Tensor) -> torch.Tensor:
+        """Texture texels at flat indices (N, H, W) into the stack of textures, as (N, H, W, 3) uint8 (scratch)."""
+        tex = self._buf("tex", (*flat_index.shape, 3), torch.uint8)
+        torch.index_select(self._texels, 0, flat_index.view(-1), out=tex.view(-1, 3))
+        return tex
+
+    def _blend(self, image: torch.Tensor, tex: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """image * (1 - alpha) + tex * alpha per env, rounded, as float32 (scratch)."""
+        f = self._buf("blend", image.shape, torch.float32)
+        g = self._buf("blend_tex", image.shape, torch.float32)
+        f.copy_(image)
+        g.copy_(tex)
+        torch.lerp(f, g, alpha[:, None, None, None], out=f)
+        return f.round_()
 
     def _box(self, fg: torch.Tensor):
         """Bounding box of the foreground per env: y0, y1, x0, x1 (inclusive) and whether it is non-empty."""
@@ -111,6 +146,7 @@ class _OverlayPerturbation(ImagePerturbation):
         all_names = cat.names("overlays")
         stack = np.stack([_load_rgb(cat.get("overlays", n).texture, size) for n in all_names])
         self._textures = torch.from_numpy(stack).to(self.task.device)
+        self._texels = self._textures.reshape(-1, 3)  # flat, so a crop is one index_select
         self._texture_index = {n: i for i, n in enumerate(all_names)}
 
     def _episode_params(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,12 +170,15 @@ class DynamicTexture(_OverlayPerturbation):
         fg = self._foreground(seg)
         y0, _, x0, _, has = self._box(fg)
         th, tw = self._textures.shape[1:3]
-        v = (self._ys[None, :, None] - y0[:, None, None]) % th
-        u = (self._xs[None, None, :] - x0[:, None, None]) % tw
-        tex = self._textures[tid[:, None, None], v, u]
-        a = alpha[:, None, None, None]
-        blend = (image.float() * (1 - a) + tex.float() * a).round_().to(torch.uint8)
-        return torch.where((fg & has[:, None, None])[..., None], blend, image)
+        v = (self._ys[None, :] - y0[:, None]) % th
+        u = (self._xs[None, :] - x0[:, None]) % tw
+        index = self._buf("index", fg.shape, torch.long)
+        torch.add((tid * th * tw)[:, None, None] + v[:, :, None] * tw, u[:, None, :], out=index)
+        blend = self._blend(image, self._texture_crop(index), alpha)
+        fg &= has[:, None, None]
+        blend8 = self._buf("blend8", image.shape, torch.uint8)
+        blend8.copy_(blend)
+        return torch.where(fg[..., None], blend8, image)
 
 
 class DynamicNoise(_OverlayPerturbation):
@@ -157,11 +196,12 @@ class DynamicNoise(_OverlayPerturbation):
         y0, y1, x0, x1, has = self._box(fg)
         cy = torch.where(has, (y0 + y1) // 2, torch.full_like(y0, self.height // 2))
         cx = torch.where(has, (x0 + x1) // 2, torch.full_like(x0, self.width // 2))
-        v = self._ys[None, :, None] + cy[:, None, None]
-        u = self._xs[None, None, :] + cx[:, None, None]
-        noise = self._textures[tid[:, None, None], v, u]
-        a = alpha[:, None, None, None]
-        return (image.float() * (1 - a) + noise.float() * a).round_().to(torch.uint8)
+        th, tw = self._textures.shape[1:3]
+        if getattr(self, "_window", None) is None:  # flat offsets of an H x W window of the texture
+            self._window = self._ys[:, None] * tw + self._xs[None, :]
+        index = self._buf("index", (image.shape[0], self.height, self.width), torch.long)
+        torch.add(self._window[None], (tid * th * tw + cy * tw + cx)[:, None, None], out=index)
+        return self._blend(image, self._texture_crop(index), alpha).to(torch.uint8)
 
 
 class UnseenTable(Perturbation):
