@@ -38,7 +38,7 @@ def test_regeneration_is_byte_identical(tmp_path):
     build(tmp_path)
     shipped = default_catalog().root
     for path in shipped.rglob("*"):
-        if path.is_file() and path.suffix in (".json", ".obj", ".mtl", ".png"):
+        if path.is_file() and path.suffix in (".json", ".obj", ".mtl", ".png", ".urdf"):
             other = tmp_path / path.relative_to(shipped)
             assert other.exists(), f"{path} not regenerated"
             assert filecmp.cmp(path, other, shallow=False), f"{path.relative_to(shipped)} differs when regenerated"
@@ -70,3 +70,30 @@ def test_training_pools_use_only_training_assets():
     assert pools.receptacles == ("plate",)
     assert set(pools.tables) == set(cat.names("tables", "train"))
     assert len(pools.object_positions) == 36 and len(pools.yaws) == 4
+
+
+def test_articulated_urdfs_match_their_catalog_entries():
+    """Each URDF is a fixed body plus one door or drawer joint whose type, axis and limits the catalog states, with
+    the handle on the moving link where the catalog says (a task or expert reads only the catalog)."""
+    import xml.etree.ElementTree as ET
+
+    import numpy as np
+
+    cat = default_catalog()
+    assert {(a.kind, a.split) for a in cat.articulated} == {("door", "train"), ("door", "test"), ("drawer", "train"),
+                                                             ("drawer", "test")}
+    for a in cat.articulated:
+        root = ET.parse(a.urdf).getroot()
+        (joint,) = root.findall("joint")
+        assert joint.get("type") == a.joint_type and joint.find("child").get("link") == a.moving_link
+        assert np.allclose([float(v) for v in joint.find("axis").get("xyz").split()], a.joint_axis)
+        assert np.allclose([float(v) for v in joint.find("origin").get("xyz").split()], a.joint_origin, atol=1e-5)
+        lo, hi = float(joint.find("limit").get("lower")), float(joint.find("limit").get("upper"))
+        assert (lo, hi) == pytest.approx(a.joint_limits) and lo == 0 and hi > 0
+        assert float(joint.find("dynamics").get("damping")) > 0
+        link = next(link for link in root.findall("link") if link.get("name") == a.moving_link)
+        centres = [[float(v) for v in c.find("origin").get("xyz").split()] for c in link.findall("collision")]
+        assert any(np.allclose(c, a.handle_position, atol=1e-4) for c in centres), a.name
+        # A hand closing vertically around a horizontal bar reaches 10 cm below it: such handles stand higher.
+        z = a.handle_position[2] + a.joint_origin[2]
+        assert z >= 0.11 or a.handle_axis[2] != 0, (a.name, z)
