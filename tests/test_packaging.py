@@ -1,4 +1,4 @@
-"""A plain (non-editable) install carries the assets and the driver install script."""
+"""A plain (non-editable) install carries the assets, the light robot meshes and the driver install script."""
 
 import subprocess
 import sys
@@ -15,8 +15,11 @@ def test_plain_install_finds_package_data(tmp_path):
             "assert all(a.visual.is_file() and a.collision.is_file() for a in cat.objects + cat.receptacles)\n"
             "assert all(t.texture.is_file() for t in cat.tables + cat.overlays) and cat.table_top.is_file()\n"
             "assert os.path.isfile(d.install_script_path())\n"
+            "assert all(a.urdf.is_file() for a in cat.articulated)\n"
+            "import vla_ood_envs.render.lod as l\n"
+            "assert l.panda_urdf() != str(l.source_urdf()), 'the light robot meshes were not installed'\n"
             "print(len(cat.objects), len(cat.receptacles), len(cat.tables), len(cat.overlays))\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": ""},
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "", "XDG_CACHE_HOME": str(tmp_path / "cache")},
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["25", "17", "21", "16"]

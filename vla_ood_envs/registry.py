@@ -204,8 +204,16 @@ def make_vector_env(env_id: str, num_envs: int, **kwargs: Any) -> gym.vector.Vec
     `gymnasium.make(ID, num_envs=N)` instead.
     """
     kwargs.pop("vectorization_mode", None)
-    fns = [functools.partial(make_env, env_id, **kwargs) for _ in range(num_envs)]
+    fns = [functools.partial(_make_worker_env, env_id, **kwargs) for _ in range(num_envs)]
     return gym.vector.AsyncVectorEnv(fns, context="spawn", shared_memory=False)
+
+
+def _make_worker_env(env_id: str, **kwargs: Any) -> gym.Env:
+    """make_env in a vector-env worker process, which does nothing but step its env."""
+    from .render.device import env_worker_defaults
+
+    env_worker_defaults()
+    return make_env(env_id, **kwargs)
 
 
 def register_all() -> None:

@@ -7,6 +7,10 @@ the environment variable VLA_OOD_RENDER_BACKEND (auto | cuda | cpu | none | pci:
 A CPU driver that exists but that SAPIEN rejects (Mesa before 24.3 lacks descriptorBindingPartiallyBound) is
 reported with the command that installs a newer one. Machines whose Mesa cannot be upgraded are the case the
 package's compatibility Vulkan layer is for; that is the one place to plug it in (`_cpu_driver_unsupported`).
+
+Env worker processes the package spawns (gym.make_vec workers, demo generation workers, `vla-ood bench`) run
+torch on one intra-op thread when they render on the CPU driver (see `limit_torch_threads`); a user's own process
+keeps its torch settings unless VLA_OOD_TORCH_THREADS asks otherwise.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from . import compat
 from .vulkan_probe import VulkanDevice, VulkanProbeError, list_devices
 
 ENV_VAR = "VLA_OOD_RENDER_BACKEND"
+TORCH_THREADS_VAR = "VLA_OOD_TORCH_THREADS"
 MIN_MESA_FOR_SAPIEN = (24, 3)
 
 
@@ -224,11 +229,57 @@ def claim_renderer(choice: RenderChoice) -> None:
     ManiSkill uses, so a state env built first would break every rendering env after it. Creating (and keeping)
     one render system on the chosen device first pins the renderer there.
     """
+    limit_torch_threads(choice)
     if not choice.can_render or _CLAIMED:
         return
     import sapien.render
 
     _CLAIMED[choice.backend] = sapien.render.RenderSystem(sapien_device(choice))
+
+
+def renders_on_cpu(choice: RenderChoice) -> bool:
+    """Whether the chosen device is a CPU Vulkan driver (lavapipe), directly or through its PCI alias."""
+    if choice.backend == "cpu":
+        return True
+    return choice.backend.startswith("pci:") and any(
+        v.is_cpu and v.name == choice.device_name for v in choice.vulkan_devices)
+
+
+_TORCH_THREADS_DONE = False
+
+
+def env_worker_defaults() -> None:
+    """Called first in processes that only step envs: there torch's thread pool may be limited (see below)."""
+    os.environ.setdefault(TORCH_THREADS_VAR, "1")
+
+
+def limit_torch_threads(choice: RenderChoice) -> int | None:
+    """With VLA_OOD_TORCH_THREADS=N on a CPU render device, run torch's intra-op work on N threads (once per
+    process; env worker processes default to 1, see `env_worker_defaults`); returns the count set.
+
+    Each observation passes an image through a few torch copies large enough for torch to split them over its
+    OpenMP pool. On a CPU-rendering machine the pool's other threads compete with lavapipe's rasteriser threads for
+    the same cores: a worker that is not scheduled at once stalls the copy until it is (measured on 2 busy cores:
+    up to 7 ms for a 224x224 frame that takes 0.05 ms on one thread), and idle workers spin-wait, burning about
+    15% of a core while lavapipe renders. ManiSkill's per-step tensors on CPU are far too small to gain from more
+    threads. A user's own process (which may also train a model with torch) is left alone unless the variable is
+    set; so are processes where OMP_NUM_THREADS is set (the user chose), VLA_OOD_TORCH_THREADS=keep, and GPUs.
+    """
+    global _TORCH_THREADS_DONE
+    want = os.environ.get(TORCH_THREADS_VAR, "").strip().lower()
+    if _TORCH_THREADS_DONE or not want or want == "keep" or not choice.can_render:
+        return None  # unset: the user's process keeps its threads; a state-only claim decides nothing yet
+    _TORCH_THREADS_DONE = True
+    if not renders_on_cpu(choice) or "OMP_NUM_THREADS" in os.environ:
+        return None
+    try:
+        n = int(want)
+    except ValueError:
+        raise RenderDeviceError(f"{TORCH_THREADS_VAR} must be 'keep' or a number of threads, got {want!r}") from None
+    import torch
+
+    torch.set_num_threads(max(1, n))
+    return torch.get_num_threads()
 
 
 def gpu_simulation_available() -> bool:

@@ -18,6 +18,8 @@ from mani_skill.agents.controllers import PDEEPoseControllerConfig, deepcopy_dic
 from mani_skill.agents.registration import register_agent
 from mani_skill.agents.robots.panda.panda import Panda
 
+from ..render import lod
+
 CONTROL_MODE = "pd_ee_target_delta_pose_metric"
 MAX_DELTA_POS = 0.1  # metres per control step
 MAX_DELTA_ROT = 0.5  # radians per control step
@@ -32,6 +34,8 @@ class PandaVLA(Panda):
     """Franka Panda with the metric delta-pose controller of the study (plus all of ManiSkill's Panda modes)."""
 
     uid = "panda_vla"
+    # ManiSkill's panda_v2 with light visual meshes (render/lod.py): same links, collisions and kinematics.
+    urdf_path = property(lambda self: lod.panda_urdf())
     # Start with the open hand 21 cm above the centre of the workspace, fingers down: in view of the third-person
     # camera without hiding the objects in the first frames.
     # VLAOpen starts higher and further back (the hand 42 cm up, 25 cm behind the workspace centre, fingers down),
