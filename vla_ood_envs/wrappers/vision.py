@@ -89,23 +89,25 @@ class ImagePerturbation(Perturbation):
         torch.index_select(self._texels, 0, flat_index.view(-1), out=tex.view(-1, 3))
         return tex
 
-    def _blend(self, image: torch.Tensor, tex: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-        """image * (1 - alpha) + tex * alpha per env, rounded, as float32 (scratch)."""
+    def _blend(self, image: torch.Tensor, tex: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """image * (1 - weight) + tex * weight, rounded, as a new uint8 image. `weight` broadcasts over the image:
+        (N, 1, 1, 1) for one alpha per env, (N, H, W, 1) for a per-pixel mask times alpha."""
         f = self._buf("blend", image.shape, torch.float32)
         g = self._buf("blend_tex", image.shape, torch.float32)
         f.copy_(image)
         g.copy_(tex)
-        torch.lerp(f, g, alpha[:, None, None, None], out=f)
-        return f.round_()
+        torch.lerp(f, g, weight, out=f)
+        return f.round_().to(torch.uint8)
 
     def _box(self, fg: torch.Tensor):
         """Bounding box of the foreground per env: y0, y1, x0, x1 (inclusive) and whether it is non-empty."""
         rows, cols = fg.any(2), fg.any(1)
         has = rows.any(1)
-        y0 = rows.float().argmax(1)
-        y1 = self.height - 1 - rows.flip(1).float().argmax(1)
-        x0 = cols.float().argmax(1)
-        x1 = self.width - 1 - cols.flip(1).float().argmax(1)
+        rows, cols = rows.to(torch.uint8), cols.to(torch.uint8)  # argmax of uint8 is cheaper than of float
+        y0 = rows.argmax(1)
+        y1 = self.height - 1 - rows.flip(1).argmax(1)
+        x0 = cols.argmax(1)
+        x1 = self.width - 1 - cols.flip(1).argmax(1)
         return y0, y1, x0, x1, has
 
     # Subclasses define perturb(image (N, H, W, 3) uint8, seg (N, H, W)) -> new image.
@@ -174,11 +176,12 @@ class DynamicTexture(_OverlayPerturbation):
         u = (self._xs[None, :] - x0[:, None]) % tw
         index = self._buf("index", fg.shape, torch.long)
         torch.add((tid * th * tw)[:, None, None] + v[:, :, None] * tw, u[:, None, :], out=index)
-        blend = self._blend(image, self._texture_crop(index), alpha)
         fg &= has[:, None, None]
-        blend8 = self._buf("blend8", image.shape, torch.uint8)
-        blend8.copy_(blend)
-        return torch.where(fg[..., None], blend8, image)
+        # Blending with weight alpha on the foreground and 0 elsewhere leaves the background exactly as it was
+        # (lerp with weight 0 returns the start), at a fraction of the cost of a broadcast torch.where.
+        weight = self._buf("weight", (*fg.shape, 1), torch.float32)
+        torch.mul(fg[..., None], alpha[:, None, None, None], out=weight)
+        return self._blend(image, self._texture_crop(index), weight)
 
 
 class DynamicNoise(_OverlayPerturbation):
@@ -201,7 +204,7 @@ class DynamicNoise(_OverlayPerturbation):
             self._window = self._ys[:, None] * tw + self._xs[None, :]
         index = self._buf("index", (image.shape[0], self.height, self.width), torch.long)
         torch.add(self._window[None], (tid * th * tw + cy * tw + cx)[:, None, None], out=index)
-        return self._blend(image, self._texture_crop(index), alpha).to(torch.uint8)
+        return self._blend(image, self._texture_crop(index), alpha[:, None, None, None])
 
 
 class UnseenTable(Perturbation):
