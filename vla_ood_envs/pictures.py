@@ -44,7 +44,11 @@ def episode_sheet(env_id: str, out: Path, episodes: int = 8, size: int = 224, se
     return out
 
 
-def episode_strip(env_id: str, out: Path, seed: int = 0, steps: tuple[int, ...] = (0, 4, 6, 10, 16, 24),
+# Steps that show an expert episode's stages: VLAPick's grasp, lift and carry; VLAOpen's approach and pull.
+STRIP_STEPS = {"VLAPick": (0, 4, 6, 10, 16, 24), "VLAOpen": (0, 8, 16, 22, 28, 36)}
+
+
+def episode_strip(env_id: str, out: Path, seed: int = 0, steps: tuple[int, ...] | None = None,
                   size: int = 224) -> Path:
     """Frames of one episode driven by the scripted expert, for conditions that change during an episode
     (dynamic texture/noise follow the arm; the reposition event moves the object)."""
@@ -55,6 +59,7 @@ def episode_strip(env_id: str, out: Path, seed: int = 0, steps: tuple[int, ...] 
 
     env = gym.make(env_id, camera_width=size, camera_height=size)
     expert = expert_for(env)
+    steps = steps or STRIP_STEPS[env.unwrapped.TASK_NAME]
     frames, captions = [], []
     try:
         obs, _ = env.reset(seed=seed)
