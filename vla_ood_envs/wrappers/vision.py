@@ -252,13 +252,26 @@ class _Background(ImagePerturbation):
         cat = task.catalog
         all_names = cat.names("tables")
         stack = np.stack([_load_rgb(cat.get("tables", n).texture, (self.height, self.width)) for n in all_names])
-        self._photos = torch.from_numpy(stack).to(task.device)
+        self._photos16 = torch.from_numpy(stack).to(task.device, torch.int16)
         self._index = {n: i for i, n in enumerate(all_names)}
 
     def perturb(self, image, seg):
         if self._episode_changed():
             self._bid = torch.tensor([self._index[f.background] if f.background else 0 for f in self.task.factors],
                                      device=self.task.device)
-        cls = self.task.segmentation_lut()[seg.long()]
-        background = (cls == self.task.OTHER_SEG)[..., None]
-        return torch.where(background, self._photos[self._bid], image)
+        lut = self.task.segmentation_lut()
+        if getattr(self, "_bg_lut_src", None) is not lut:  # which segmentation ids are background
+            self._bg_lut, self._bg_lut_src = (lut == self.task.OTHER_SEG).to(torch.uint8), lut
+        ids = self._buf("seg", seg.shape, torch.long)
+        ids.copy_(seg)
+        background = self._buf("background", (*seg.shape, 1), torch.uint8)
+        torch.index_select(self._bg_lut, 0, ids.view(-1), out=background.view(-1))
+        # image + background * (photo - image), in integers: exact, and no broadcast torch.where.
+        out = self._buf("out16", image.shape, torch.int16)
+        out.copy_(image)
+        diff = self._buf("diff16", image.shape, torch.int16)
+        torch.index_select(self._photos16, 0, self._bid, out=diff)
+        diff -= out
+        diff *= background
+        out += diff
+        return out.to(torch.uint8)
