@@ -72,11 +72,12 @@ class ImagePerturbation(Perturbation):
         """Robot links and the target object, (N, H, W) bool (a scratch tensor, valid until the next frame)."""
         n = seg.shape[0]
         target = self.task.target_object
-        key = (self.task.episode_version, n, tuple(target.tolist()))
-        if key != self._fg_key:  # per env: which segmentation ids are foreground (rebuilt once per episode)
+        key = (self.task.episode_version, n)
+        if key != self._fg_key or not torch.equal(target, self._fg_target):
+            # Per env: which segmentation ids are foreground (rebuilt when an episode starts).
             cls = self.task.segmentation_lut()
             self._fg_lut = (cls[None] == self.task.ROBOT_SEG) | (cls[None] == target[:, None])
-            self._fg_key = key
+            self._fg_key, self._fg_target = key, target.clone()
         ids = self._buf("seg", seg.shape, torch.long)
         ids.copy_(seg)
         fg = self._buf("fg", seg.shape, torch.bool)
