@@ -34,6 +34,7 @@ from ..open_factors import (
     KINDS, OPEN_TEST_POSITIONS, OPEN_TEST_TEMPLATES, OPEN_TEST_YAWS, OPEN_TRAIN_POSITIONS, OPEN_TRAIN_TEMPLATE,
     OPEN_TRAIN_YAWS, OpenFactors, articulated_names, open_train_pools, sample_open_factors,
 )
+from . import scene as scene_lib
 from .base import VLATaskEnv, yaw_quat
 
 DOOR_THRESHOLD = math.radians(20.0)
@@ -118,7 +119,7 @@ class VLAOpenEnv(VLATaskEnv):
 
     def _park(self, k: int) -> sapien.Pose:
         return sapien.Pose(p=[PARK_ORIGIN[0] + PARK_PITCH * (k % 6), PARK_ORIGIN[1] + PARK_PITCH * (k // 6),
-                              -2 * 0.45])
+                              -2 * scene_lib.TABLE_HALF_SIZE[2]])  # on the floor, behind the camera
 
     def _segmentation_groups(self):
         return [(art.get_links(), k) for k, art in enumerate(self.articulations)]
@@ -214,6 +215,7 @@ class VLAOpenEnv(VLATaskEnv):
             "is_grasped": is_grasped,
             "grasped_ever": self.grasped_ever.clone(),
             "opening": opening,
+            "max_opening": self.max_opening.clone(),
             "open_fraction": opening / threshold,
             "potential": self._new_potential.clone(),
         }
