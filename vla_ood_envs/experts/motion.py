@@ -43,3 +43,38 @@ def rotation_action(r_goal: torch.Tensor, r_target: torch.Tensor, max_rot: float
     # stretched to +-1 by quantile normalisation (OpenVLA's q01/q99), so an idle axis is exactly zero.
     rot = torch.where(rot.abs() < 1e-6, torch.zeros_like(rot), rot)
     return rot, ang[:, 0]
+
+
+class ScriptedExpert:
+    """What the scripted experts share: speed limits, per-env phase / timer / last-translation buffers (phase 0 is
+    the first), and their reset. Call `reset(env)` after each env reset (`env_idx` for a partial reset), then
+    `act(env)` each step for a (num_envs, 7) action tensor."""
+
+    PHASE_NAMES: tuple[str, ...] = ()
+
+    def __init__(self, max_speed: float, max_accel: float):
+        self.max_speed = max_speed
+        self.max_accel = max_accel
+
+    def reset(self, env, env_idx: torch.Tensor | None = None) -> None:
+        base = env.unwrapped
+        n, dev = base.num_envs, base.device
+        if env_idx is None or not hasattr(self, "phase"):
+            env_idx = torch.arange(n, device=dev)
+            self.phase = torch.zeros(n, dtype=torch.long, device=dev)
+            self.timer = torch.zeros(n, dtype=torch.long, device=dev)
+            self.prev_delta = torch.zeros((n, 3), device=dev)
+            self._allocate(n, dev)
+        self.phase[env_idx] = 0
+        self.timer[env_idx] = 0
+        self.prev_delta[env_idx] = 0
+        self._reset_envs(base, env_idx)
+
+    def _allocate(self, n: int, dev) -> None:
+        """Create the expert's own per-env buffers."""
+
+    def _reset_envs(self, base, env_idx: torch.Tensor) -> None:
+        """Reset the expert's own per-env state of the envs in `env_idx`."""
+
+    def phase_names(self) -> list[str]:
+        return [self.PHASE_NAMES[i] for i in self.phase.tolist()]

@@ -20,7 +20,7 @@ import torch
 
 from mani_skill.utils.geometry.rotation_conversions import axis_angle_to_matrix, quaternion_to_matrix
 
-from .motion import capped_translation, controller_target, rotation_action
+from .motion import ScriptedExpert, capped_translation, controller_target, rotation_action
 
 ALIGN, APPROACH, CLOSE, PULL, HOLD, BACK_OFF = range(6)
 PHASE_NAMES = ("align", "approach", "close", "pull", "hold", "back off")
@@ -42,32 +42,23 @@ def _unit(v: torch.Tensor) -> torch.Tensor:
     return v / torch.linalg.norm(v, dim=-1, keepdim=True).clamp(min=1e-9)
 
 
-class OpenExpert:
-    """Call `reset(env)` after each env reset, then `act(env)` each step; returns a (num_envs, 7) action tensor."""
+class OpenExpert(ScriptedExpert):
+    PHASE_NAMES = PHASE_NAMES
 
     def __init__(self, max_speed: float = MAX_SPEED, max_accel: float = MAX_ACCEL):
-        self.max_speed = max_speed
-        self.max_accel = max_accel
+        super().__init__(max_speed, max_accel)
 
-    def reset(self, env, env_idx: torch.Tensor | None = None) -> None:
-        base = env.unwrapped
-        n, dev = base.num_envs, base.device
-        if env_idx is None or not hasattr(self, "phase"):
-            env_idx = torch.arange(n, device=dev)
-            self.phase = torch.zeros(n, dtype=torch.long, device=dev)
-            self.timer = torch.zeros(n, dtype=torch.long, device=dev)
-            self.lost = torch.zeros(n, dtype=torch.long, device=dev)
-            self.prev_delta = torch.zeros((n, 3), device=dev)
-            self.grasp_p = torch.zeros((n, 3), device=dev)
-            self.grasp_r = torch.eye(3, device=dev).repeat(n, 1, 1)
-            self.grasp_q = torch.zeros(n, device=dev)
-            self.flip = torch.zeros(n, dtype=torch.bool, device=dev)
-            self.back_off = torch.zeros((n, 3), device=dev)
-            self.prev_tcp = torch.zeros((n, 3), device=dev)
-        self.phase[env_idx] = ALIGN
-        self.timer[env_idx] = 0
+    def _allocate(self, n: int, dev) -> None:
+        self.lost = torch.zeros(n, dtype=torch.long, device=dev)
+        self.grasp_p = torch.zeros((n, 3), device=dev)
+        self.grasp_r = torch.eye(3, device=dev).repeat(n, 1, 1)
+        self.grasp_q = torch.zeros(n, device=dev)
+        self.flip = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.back_off = torch.zeros((n, 3), device=dev)
+        self.prev_tcp = torch.zeros((n, 3), device=dev)
+
+    def _reset_envs(self, base, env_idx: torch.Tensor) -> None:
         self.lost[env_idx] = 0
-        self.prev_delta[env_idx] = 0
         self.prev_tcp[env_idx] = base.agent.tcp_pose.p[env_idx]
 
     # ------------------------------------------------------------------ geometry
@@ -175,6 +166,3 @@ class OpenExpert:
         self.timer = torch.where(changed, torch.zeros_like(self.timer), self.timer)
         self.phase = nxt
         return action
-
-    def phase_names(self) -> list[str]:
-        return [PHASE_NAMES[i] for i in self.phase.tolist()]

@@ -19,7 +19,7 @@ import torch
 
 from mani_skill.utils.geometry.rotation_conversions import quaternion_to_matrix
 
-from .motion import capped_translation, controller_target, rotation_action
+from .motion import ScriptedExpert, capped_translation, controller_target, rotation_action
 
 APPROACH, DESCEND, CLOSE, LIFT, CARRY, LOWER, RELEASE, RETREAT = range(8)
 PHASE_NAMES = ("approach", "descend", "close", "lift", "carry", "lower", "release", "retreat")
@@ -49,32 +49,23 @@ def _rot_z(a: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.stack([c, -s, z], -1), torch.stack([s, c, z], -1), torch.stack([z, z, o], -1)], -2)
 
 
-class PickExpert:
-    """Call `reset(env)` after each env reset, then `act(env)` each step; returns a (num_envs, 7) action tensor."""
+class PickExpert(ScriptedExpert):
+    PHASE_NAMES = PHASE_NAMES
 
     def __init__(self, max_speed: float = MAX_SPEED, max_accel: float = MAX_ACCEL):
-        self.max_speed = max_speed
-        self.max_accel = max_accel
+        super().__init__(max_speed, max_accel)
 
-    def reset(self, env, env_idx: torch.Tensor | None = None) -> None:
-        base = env.unwrapped
-        n, dev = base.num_envs, base.device
-        if env_idx is None or not hasattr(self, "phase"):
-            env_idx = torch.arange(n, device=dev)
-            self.phase = torch.zeros(n, dtype=torch.long, device=dev)
-            self.timer = torch.zeros(n, dtype=torch.long, device=dev)
-            self.prev_delta = torch.zeros((n, 3), device=dev)
-            self.down = torch.zeros((n, 3, 3), device=dev)
-            self.grasp_yaw = torch.zeros(n, device=dev)
-            self.lift_goal = torch.zeros((n, 3), device=dev)
-        self.phase[env_idx] = APPROACH
-        self.timer[env_idx] = 0
-        self.prev_delta[env_idx] = 0
+    def _allocate(self, n: int, dev) -> None:
+        self.down = torch.zeros((n, 3, 3), device=dev)
+        self.grasp_yaw = torch.zeros(n, device=dev)
+        self.lift_goal = torch.zeros((n, 3), device=dev)
+
+    def _reset_envs(self, base, env_idx: torch.Tensor) -> None:
         target = self._target_pose(base)
         # Fingers straight down, keeping the start's heading: every goal orientation is a yaw of this. (A perturbed
         # start pose may tilt the hand; the expert levels it first.)
         r = quaternion_to_matrix(target.q)[env_idx]
-        z = torch.tensor([0.0, 0.0, -1.0], device=dev).expand(len(env_idx), 3)
+        z = torch.tensor([0.0, 0.0, -1.0], device=base.device).expand(len(env_idx), 3)
         y = r[:, :, 1].clone()
         y[:, 2] = 0
         y = y / torch.linalg.norm(y, dim=-1, keepdim=True).clamp(min=1e-6)
@@ -176,6 +167,3 @@ class PickExpert:
         self.timer = torch.where(changed, torch.zeros_like(self.timer), self.timer)
         self.phase = nxt
         return action
-
-    def phase_names(self) -> list[str]:
-        return [PHASE_NAMES[i] for i in self.phase.tolist()]
