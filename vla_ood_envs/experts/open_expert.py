@@ -63,19 +63,24 @@ class OpenExpert(ScriptedExpert):
 
     # ------------------------------------------------------------------ geometry
     @staticmethod
-    def _grasp_frame(base, flip: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Handle position, the face's outward normal, and the gripper orientation for grasping the handle:
-        fingers pointing into the face (tcp z), closing across the bar (tcp y; `flip` turns it half a turn about
-        the fingers, which grasps the same)."""
+    def _grasp_frame(base) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Handle position, the face's outward normal, and a gripper orientation for grasping the handle: fingers
+        pointing into the face (tcp z), closing across the bar (tcp y). Its half turn about the fingers
+        (`_half_turn`) grasps the same."""
         handle, bar = base.handle_pose()
         link = base.moving_link_pose()
         x = torch.tensor([1.0, 0.0, 0.0], device=base.device).expand_as(handle)
         normal = _unit((quaternion_to_matrix(link.q) @ x[..., None])[..., 0])
         z = -normal
         y = _unit(torch.cross(bar, z, dim=-1))
-        y = torch.where(flip[:, None], -y, y)
         r = torch.stack([torch.cross(y, z, dim=-1), y, z], -1)
         return handle, normal, r
+
+    @staticmethod
+    def _half_turn(r: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+        """`r` turned half a turn about its own z axis (its x and y columns negated) where `flip`."""
+        turned = r * torch.tensor([-1.0, -1.0, 1.0], device=r.device)
+        return torch.where(flip[:, None, None], turned, r)
 
     @staticmethod
     def _turn(r_a: torch.Tensor, r_b: torch.Tensor) -> torch.Tensor:
@@ -96,11 +101,11 @@ class OpenExpert(ScriptedExpert):
         # Of the two equivalent grasp orientations, take the nearer one when an approach starts, then keep it: a
         # bar across the current closing axis would otherwise make the choice flicker between half turns.
         starting = (self.phase == ALIGN) & (self.timer == 0)
-        _, _, r_keep = self._grasp_frame(base, self.flip)
-        _, _, r_other = self._grasp_frame(base, ~self.flip)
+        handle, normal, r_bar = self._grasp_frame(base)
+        r_keep, r_other = self._half_turn(r_bar, self.flip), self._half_turn(r_bar, ~self.flip)
         self.flip = torch.where(starting & (self._turn(r_other, r_target) < self._turn(r_keep, r_target)),
                                 ~self.flip, self.flip)
-        handle, normal, r_grasp = self._grasp_frame(base, self.flip)
+        r_grasp = self._half_turn(r_bar, self.flip)
         opening = base.joint_position()
         drawer = base.is_drawer
         info = base.evaluate()
