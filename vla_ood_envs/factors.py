@@ -227,7 +227,8 @@ def _clear(xy, radius: float, placed: list[tuple[tuple[float, float], float]]) -
     return all(math.dist(xy, p) > radius + r + FOOTPRINT_CLEARANCE for p, r in placed)
 
 
-def _pick(rng: np.random.RandomState, items: list):
+def pick_one(rng: np.random.RandomState, items):
+    """A uniform draw from `items`, or None from an empty pool (which consumes no random number)."""
     return items[rng.randint(len(items))] if items else None
 
 
@@ -240,14 +241,14 @@ def _place_distractors(rng, catalog: Catalog, kind: str, names: list[str], count
     `placed` (which grows); None when the rules cannot be met. Yaws are drawn from `yaws` (none: yaw 0)."""
     out: list[Placement] = []
     for _ in range(count):
-        name = _pick(rng, [n for n in names if n not in {p.name for p in out}])
+        name = pick_one(rng, [n for n in names if n not in {p.name for p in out}])
         if name is None:
             return None
         r = _radius(catalog, kind, name)
-        cell = _pick(rng, [c for c in positions if math.dist(c, anchor) > min_distance and _clear(c, r, placed)])
+        cell = pick_one(rng, [c for c in positions if math.dist(c, anchor) > min_distance and _clear(c, r, placed)])
         if cell is None:
             return None
-        out.append(Placement(name, cell, float(_pick(rng, list(yaws))) if yaws else 0.0))
+        out.append(Placement(name, cell, float(pick_one(rng, list(yaws))) if yaws else 0.0))
         placed.append((cell, r))
     return tuple(out)
 
@@ -263,17 +264,17 @@ def sample_factors(pools: PickPools, rng: np.random.RandomState, catalog: Catalo
     """
     catalog = catalog or default_catalog()
     for _ in range(MAX_TRIES):
-        obj = _pick(rng, pools.objects)
-        rec = _pick(rng, pools.receptacles)
-        table = _pick(rng, pools.tables)
-        template = _pick(rng, pools.templates)
+        obj = pick_one(rng, pools.objects)
+        rec = pick_one(rng, pools.receptacles)
+        table = pick_one(rng, pools.tables)
+        template = pick_one(rng, pools.templates)
         pairs = valid_position_pairs(pools, catalog, obj, rec)
         if not pairs:
             continue
-        i, j = _pick(rng, pairs)
+        i, j = pick_one(rng, pairs)
         obj_xy, rec_xy = pools.object_positions[i], pools.receptacle_positions[j]
-        yaw = float(_pick(rng, list(pools.yaws)))
-        offset = tuple(float(x) for x in _pick(rng, list(pools.robot_qpos_offsets)))
+        yaw = float(pick_one(rng, list(pools.yaws)))
+        offset = tuple(float(x) for x in pick_one(rng, list(pools.robot_qpos_offsets)))
         placed = [(obj_xy, _radius(catalog, "objects", obj)), (rec_xy, _radius(catalog, "receptacles", rec))]
         d_objs = _place_distractors(rng, catalog, "objects", [n for n in pools.distractor_objects if n != obj],
                                     pools.n_distractor_objects, obj_xy, pools.object_positions,
@@ -292,11 +293,11 @@ def sample_factors(pools: PickPools, rng: np.random.RandomState, catalog: Catalo
             r = _radius(catalog, "objects", obj)
             cells = [c for c in pools.reposition_positions
                      if lo <= math.dist(c, obj_xy) <= hi and _clear(c, r, placed[1:])]
-            reposition = _pick(rng, cells)
+            reposition = pick_one(rng, cells)
             if reposition is None:
                 continue
-        overlay = _pick(rng, list(pools.overlays))
-        background = _pick(rng, list(pools.backgrounds))
+        overlay = pick_one(rng, list(pools.overlays))
+        background = pick_one(rng, list(pools.backgrounds))
         return PickFactors(
             object=obj, receptacle=rec, table=table, template=template,
             object_xy=obj_xy, receptacle_xy=rec_xy, object_yaw=yaw, robot_qpos_offset=offset,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .catalog import Catalog, default_catalog
-from .factors import ZERO_OFFSET, PoolError, PoolOps
+from .factors import ZERO_OFFSET, PoolError, PoolOps, pick_one
 
 KINDS = ("door", "drawer")
 
@@ -130,21 +130,17 @@ def open_train_pools(catalog: Catalog | None = None, kinds: tuple[str, ...] = ("
                      tables=tuple(catalog.names("tables", "train")))
 
 
-def _pick(rng: np.random.RandomState, items):
-    return items[rng.randint(len(items))] if len(items) else None
-
-
 def sample_open_factors(pools: OpenPools, rng: np.random.RandomState, catalog: Catalog | None = None) -> OpenFactors:
     """Draw one episode; each factor is uniform over its pool, drawn in a fixed order."""
     catalog = catalog or default_catalog()
-    obj = _pick(rng, pools.objects)
-    table = _pick(rng, pools.tables)
-    template = _pick(rng, pools.templates)
-    xy = tuple(float(v) for v in _pick(rng, pools.object_positions))
-    yaw = float(_pick(rng, pools.yaws))
-    offset = tuple(float(x) for x in _pick(rng, pools.robot_qpos_offsets))
-    overlay = _pick(rng, pools.overlays)
-    background = _pick(rng, pools.backgrounds)
+    obj = pick_one(rng, pools.objects)
+    table = pick_one(rng, pools.tables)
+    template = pick_one(rng, pools.templates)
+    xy = tuple(float(v) for v in pick_one(rng, pools.object_positions))
+    yaw = float(pick_one(rng, pools.yaws))
+    offset = tuple(float(x) for x in pick_one(rng, pools.robot_qpos_offsets))
+    overlay = pick_one(rng, pools.overlays)
+    background = pick_one(rng, pools.backgrounds)
     return OpenFactors(
         object=obj, table=table, template=template, object_xy=xy, object_yaw=yaw,
         noun=catalog.get("articulated", obj).noun, robot_qpos_offset=offset,

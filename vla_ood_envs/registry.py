@@ -31,12 +31,12 @@ def _w(name: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
     return (name, kwargs)
 
 
-def _pick(env_id: str, axis: str, display: str, description: str, *wrappers) -> EnvDeclaration:
-    return EnvDeclaration(env_id, "VLAPick", axis, display, description, tuple(wrappers))
+def _row(task: str, env_id: str, axis: str, display: str, description: str, *wrappers) -> EnvDeclaration:
+    return EnvDeclaration(env_id, task, axis, display, description, tuple(wrappers))
 
 
-def _open(env_id: str, axis: str, display: str, description: str, *wrappers) -> EnvDeclaration:
-    return EnvDeclaration(env_id, "VLAOpen", axis, display, description, tuple(wrappers))
+_pick = functools.partial(_row, "VLAPick")
+_open = functools.partial(_row, "VLAOpen")
 
 
 # The study's 16 evaluation conditions of the pick-and-place task (docs: ../shared/docs/study.md, section 2).

@@ -9,6 +9,7 @@ pose change, never a rebuild), places them per episode in `_place_items`, and co
 
 from __future__ import annotations
 
+import abc
 from typing import Any, ClassVar, Sequence
 
 import numpy as np
@@ -37,7 +38,7 @@ def yaw_quat(yaw: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.cos(half), torch.zeros_like(half), torch.zeros_like(half), torch.sin(half)], -1)
 
 
-class VLATaskEnv(BaseEnv):
+class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
     SUPPORTED_ROBOTS = ["panda_vla"]
     SUPPORTED_REWARD_MODES = ("staged", "dense", "normalized_dense", "sparse", "none")
     TASK_NAME: ClassVar[str] = ""
@@ -98,35 +99,41 @@ class VLATaskEnv(BaseEnv):
     def _setup_assets(self) -> None:
         """Index the catalog items the task uses (runs before the pools are validated)."""
 
+    @abc.abstractmethod
     def _default_pools(self):
-        raise NotImplementedError
+        """The task's training pools."""
 
+    @abc.abstractmethod
     def _sample_factors(self, rng: np.random.RandomState):
-        raise NotImplementedError
+        """One episode's factor record drawn from `self.pools`."""
 
-    def _check_factors(self, f) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _check_factors(self, f):
+        """Raise ValueError for a record the env cannot play; may return a completed copy of it."""
 
+    @abc.abstractmethod
     def _load_items(self) -> None:
-        raise NotImplementedError
+        """Build the task's items in every sub-scene (parked when unused)."""
 
+    @abc.abstractmethod
     def _place_items(self, env_idx: torch.Tensor, idx: list[int]) -> None:
-        raise NotImplementedError
+        """Put each reset env's items where its factor record says and park the others."""
 
+    @abc.abstractmethod
     def _reset_task_state(self, env_idx: torch.Tensor) -> None:
-        raise NotImplementedError
+        """Reset the per-env progress the task's success and reward keep (and `target_object`)."""
 
+    @abc.abstractmethod
     def _segmentation_groups(self) -> list[tuple[Sequence, int]]:
         """(items, class) pairs for segmentation_lut: each ManiSkill actor or link in `items` maps to `class`."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def object_names(self, split: str | None = None) -> list[str]:
         """Names of the catalog items the task's `object` factor may take."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def placement_region(self, region: str) -> dict:
         """Pool changes that put the task's items in a named region ("train" or "test")."""
-        raise NotImplementedError
 
     # ------------------------------------------------------------------ scene
     @property
