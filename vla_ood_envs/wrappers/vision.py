@@ -193,6 +193,8 @@ class DynamicNoise(_OverlayPerturbation):
 
     def __init__(self, env: gym.Env, alpha: float = 0.5, textures: str | Sequence[str] = "test"):
         super().__init__(env, alpha, textures, "dynamic-noise")
+        # Flat offsets of an H x W window of a texture; a crop at (cy, cx) adds its corner's offset.
+        self._window = self._ys[:, None] * self._textures.shape[2] + self._xs[None, :]
 
     def perturb(self, image, seg):
         tid, alpha = self._episode_params()
@@ -201,8 +203,6 @@ class DynamicNoise(_OverlayPerturbation):
         cy = torch.where(has, (y0 + y1) // 2, torch.full_like(y0, self.height // 2))
         cx = torch.where(has, (x0 + x1) // 2, torch.full_like(x0, self.width // 2))
         th, tw = self._textures.shape[1:3]
-        if getattr(self, "_window", None) is None:  # flat offsets of an H x W window of the texture
-            self._window = self._ys[:, None] * tw + self._xs[None, :]
         index = self._buf("index", (image.shape[0], self.height, self.width), torch.long)
         torch.add(self._window[None], (tid * th * tw + cy * tw + cx)[:, None, None], out=index)
         return self._blend(image, self._texture_crop(index), alpha[:, None, None, None])
