@@ -11,7 +11,8 @@ from gymnasium.utils.env_checker import check_env
 
 from vla_ood_envs.catalog import default_catalog
 from vla_ood_envs.factors import (
-    GRID_OFFSETS, RING_POSITIONS, TEST_TEMPLATES, TEST_YAWS, TRAIN_POSITIONS, TRAIN_YAWS, ZERO_OFFSET, train_pools,
+    GRID_OFFSETS, RING_POSITIONS, TEST_TEMPLATES, TEST_YAWS, TRAIN_POSITIONS, TRAIN_YAWS, ZERO_OFFSET, is_nominal_start,
+    train_pools,
 )
 from vla_ood_envs.registry import DECLARATIONS
 from vla_ood_envs.wrappers import (
@@ -103,7 +104,8 @@ def test_held_out_pools_never_intersect_training_pools():
     assert not set(RING_POSITIONS) & set(TRAIN_POSITIONS)
     assert not set(TEST_YAWS) & set(TRAIN_YAWS)
     assert "put {O} on {R}" not in TEST_TEMPLATES
-    assert ZERO_OFFSET not in robot_init_offsets()
+    assert not any(is_nominal_start(o) for o in robot_init_offsets())
+    assert ZERO_OFFSET == () and is_nominal_start((0.0,) * 7)
 
 
 def test_ring_lies_outside_the_training_square():

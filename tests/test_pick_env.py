@@ -116,13 +116,13 @@ def test_success_matches_the_scene(state_env, where, expected):
         assert bool(info["is_placed"]) and float(info["contact_force"]) == 0.0
 
 
-def test_unsupported_robot_is_refused_with_the_reason():
-    with pytest.raises(ValueError, match="WidowX-250S is not supported yet"):
-        gym.make("VLAPick-v0", obs_mode="state", robot_uids="widowx250s")
+def test_unknown_robot_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="no robot 'ur5'.*'panda_vla'.*'widowx250s_vla'"):
+        gym.make("VLAPick-v0", obs_mode="state", robot_uids="ur5")
 
 
 def test_pools_with_malformed_robot_offsets_are_refused_up_front():
-    from vla_ood_envs.factors import PoolError, train_pools
+    from vla_ood_envs.factors import train_pools
 
-    with pytest.raises(PoolError, match="7 values"):
-        gym.make("VLAPick-v0", obs_mode="state", pools=train_pools().replace(robot_qpos_offsets=((0.0,) * 6,)))
+    with pytest.raises(ValueError, match="needs 7 values"):
+        gym.make("VLAPick-v0", obs_mode="state", pools=train_pools().replace(robot_qpos_offsets=((0.1,) * 6,)))

@@ -23,28 +23,35 @@ def _cmd_list(args) -> int:
     return 0
 
 
+def _robot_kwargs(args) -> dict:
+    return {"robot_uids": args.robot} if args.robot else {}
+
+
 def _cmd_render(args) -> int:
-    from .pictures import episode_sheet
-    from .registry import DECLARATIONS
+    from .pictures import episode_sheet, episode_strip, overview_sheet
+    from .registry import DECLARATIONS, TASKS, declaration
+    from .tasks.robots import find_robot
 
-    from .pictures import episode_strip, overview_sheet
-    from .registry import declaration
-
-    ids = [d.env_id for d in DECLARATIONS] if args.all else [args.env]
+    kwargs = _robot_kwargs(args)
+    spec = find_robot(args.robot) if args.robot else None
+    # With --all, the tasks the chosen robot plays (the WidowX plays VLAPick only).
+    tasks = [t for t in TASKS if spec is None or t in spec.tasks]
+    ids = [d.env_id for d in DECLARATIONS if d.task in tasks] if args.all else [args.env]
+    suffix = f"-{spec.uid}" if spec else ""
     out = Path(args.out)
     for env_id in ids:
-        path = episode_sheet(env_id, out / f"{env_id}.png", episodes=args.episodes, size=args.size, seed=args.seed)
+        path = episode_sheet(env_id, out / f"{env_id}{suffix}.png", episodes=args.episodes, size=args.size,
+                             seed=args.seed, **kwargs)
         print(f"wrote {path}")
         names = {name for name, _ in declaration(env_id).wrappers}
         if names & {"DynamicTexture", "DynamicNoise", "MidEpisodeReposition"} or args.strip:
-            path = episode_strip(env_id, out / f"{env_id}-strip.png", seed=args.seed, size=args.size)
+            path = episode_strip(env_id, out / f"{env_id}{suffix}-strip.png", seed=args.seed, size=args.size, **kwargs)
             print(f"wrote {path}")
     if args.all:
-        from .registry import TASKS
-
-        for task in TASKS:
-            print(f"wrote {overview_sheet(out / f'overview-{task}.png', seed=args.seed, task=task)}")
+        for task in tasks:
+            print(f"wrote {overview_sheet(out / f'overview-{task}{suffix}.png', seed=args.seed, task=task, **kwargs)}")
     return 0
+
 
 
 def _cmd_assets(args) -> int:
@@ -67,7 +74,7 @@ def _cmd_generate(args) -> int:
     cfg = GenerateConfig(out=args.out, env_id=args.env, episodes=args.episodes, seed=args.seed,
                          image_height=args.size[0], image_width=args.size[1], workers=args.workers,
                          stop_after_success=args.stop_after_success, backend="ray" if args.ray else "processes",
-                         ray_address=args.ray_address)
+                         ray_address=args.ray_address, env_kwargs=_robot_kwargs(args))
     index = generate(cfg)
     print(f"dataset at {args.out}: {len(index['seeds'])} episodes, {index['num_transitions']} transitions, expert "
           f"success {index['expert_success_rate']:.0%} over {index['attempted_seeds']} seeds")
@@ -123,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--strip", action="store_true", help="also a strip of frames of one expert episode")
     r.add_argument("--out", default="out/render")
+    r.add_argument("--robot", default=None, help="robot_uids: panda_vla (default) or widowx250s_vla")
     r.set_defaults(func=_cmd_render)
 
     g = sub.add_parser("generate", help="generate expert demonstrations (resumable; re-run the same command)")
@@ -132,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0, help="first seed tried")
     g.add_argument("--size", type=int, nargs=2, default=(224, 224), metavar=("H", "W"))
     g.add_argument("--workers", type=int, default=1)
+    g.add_argument("--robot", default=None, help="robot_uids: panda_vla (default) or widowx250s_vla")
     g.add_argument("--stop-after-success", type=int, default=6,
                    help="end a rollout after this many consecutive success steps (0: record all 80 steps)")
     g.add_argument("--ray", action="store_true", help="run the workers as Ray actors (local Ray on 127.0.0.1)")
@@ -174,8 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - known errors already carry a fix-it message
         from .demos import DatasetError, SplitError
         from .render.device import RenderDeviceError
+        from .tasks.robots import RobotError
 
-        if isinstance(exc, (RenderDeviceError, DatasetError, SplitError)):
+        if isinstance(exc, (RenderDeviceError, DatasetError, SplitError, RobotError)):
             print(f"error: {exc}", file=sys.stderr)
             return 1
         raise

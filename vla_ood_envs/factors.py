@@ -52,7 +52,27 @@ TEST_TEMPLATES = (
     "the {O} should be placed on the {R}.",
 )
 
-ZERO_OFFSET = (0.0,) * 7
+# The nominal robot start: no joint offsets. A perturbed start lists one offset per arm joint of the env's robot
+# (7 for the Panda, 6 for the WidowX); the env checks the length.
+ZERO_OFFSET: tuple[float, ...] = ()
+
+
+def is_nominal_start(offset: tuple[float, ...]) -> bool:
+    return not any(offset)
+
+
+# Keys the episode manifest adds to a factor record (VLATaskEnv.manifests); a record read back from a manifest
+# replays the episode, so from_dict accepts and drops them.
+MANIFEST_KEYS = frozenset({"task", "robot", "seed", "pools", "events"})
+
+
+def record_fields(cls, d: dict) -> dict:
+    """`d` without the manifest keys, after checking it names only fields of the factor record `cls`."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - known - MANIFEST_KEYS
+    if unknown:
+        raise ValueError(f"unknown factor fields {sorted(unknown)}; known: {sorted(known)}")
+    return {k: v for k, v in d.items() if k in known}
 
 
 class PoolError(ValueError):
@@ -96,7 +116,7 @@ class PickFactors:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PickFactors":
-        d = dict(d)
+        d = record_fields(cls, d)
         for key in ("distractor_objects", "distractor_receptacles"):
             d[key] = tuple(p if isinstance(p, Placement) else Placement(p["name"], tuple(p["xy"]), p.get("yaw", 0.0))
                            for p in d.get(key, ()))
@@ -105,10 +125,6 @@ class PickFactors:
         d["robot_qpos_offset"] = tuple(d.get("robot_qpos_offset", ZERO_OFFSET))
         if d.get("reposition_xy") is not None:
             d["reposition_xy"] = tuple(d["reposition_xy"])
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown factor fields {sorted(unknown)}; known: {sorted(known)}")
         return cls(**d)
 
 
@@ -142,8 +158,9 @@ class PoolOps:
             unknown = [n for n in names if n not in set(catalog.names(kind))]
             if unknown:
                 raise PoolError(f"pool '{self.name}': unknown {kind} {unknown}")
-        if any(len(o) != 7 for o in self.robot_qpos_offsets):
-            raise PoolError(f"pool '{self.name}': every robot_qpos_offset needs 7 values (one per arm joint)")
+        if len({len(o) for o in self.robot_qpos_offsets if o}) > 1:
+            raise PoolError(f"pool '{self.name}': the robot_qpos_offsets have different lengths; each lists one "
+                            f"offset per arm joint of the env's robot")
         if not 0.0 <= self.overlay_alpha <= 1.0:
             raise PoolError(f"overlay_alpha must be in [0, 1], got {self.overlay_alpha}")
 
@@ -324,7 +341,7 @@ def held_out_factors(pools: PickPools, catalog: Catalog | None = None) -> list[s
         problems.append("positions outside the training grid")
     if not set(pools.yaws) <= set(TRAIN_YAWS):
         problems.append("object yaws outside the training set")
-    if set(pools.robot_qpos_offsets) != {ZERO_OFFSET}:
+    if not all(map(is_nominal_start, pools.robot_qpos_offsets)):
         problems.append("perturbed robot start poses")
     if pools.n_distractor_objects or pools.n_distractor_receptacles:
         problems.append("distractors")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .catalog import Catalog, default_catalog
-from .factors import ZERO_OFFSET, PoolError, PoolOps, pick_one
+from .factors import ZERO_OFFSET, PoolError, PoolOps, is_nominal_start, pick_one, record_fields
 
 KINDS = ("door", "drawer")
 
@@ -78,12 +78,7 @@ class OpenFactors:
 
     @classmethod
     def from_dict(cls, d: dict) -> "OpenFactors":
-        d = dict(d)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known - {"task", "seed", "pools", "events"}
-        if unknown:
-            raise ValueError(f"unknown factor fields {sorted(unknown)}; known: {sorted(known)}")
-        d = {k: v for k, v in d.items() if k in known}
+        d = record_fields(cls, d)
         d["object_xy"] = tuple(d["object_xy"])
         d["robot_qpos_offset"] = tuple(d.get("robot_qpos_offset", ZERO_OFFSET))
         return cls(**d)
@@ -160,7 +155,7 @@ def open_held_out_factors(pools: OpenPools, catalog: Catalog | None = None) -> l
         problems.append("instruction templates other than the training one")
     if not set(pools.object_positions) <= set(OPEN_TRAIN_POSITIONS) or not set(pools.yaws) <= set(OPEN_TRAIN_YAWS):
         problems.append("object placements outside the training ones")
-    if set(pools.robot_qpos_offsets) != {ZERO_OFFSET}:
+    if not all(map(is_nominal_start, pools.robot_qpos_offsets)):
         problems.append("perturbed robot start poses")
     if pools.overlays or pools.backgrounds:
         problems.append("image overlays or background photos")

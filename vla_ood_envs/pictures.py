@@ -24,13 +24,14 @@ def grid(images: list[np.ndarray], columns: int, captions: list[str] | None = No
 
 
 def episode_sheet(env_id: str, out: Path, episodes: int = 8, size: int = 224, seed: int = 0,
-                  columns: int = 4) -> Path:
-    """First frames of `episodes` episodes of a registered env, captioned with their instructions."""
+                  columns: int = 4, **env_kwargs) -> Path:
+    """First frames of `episodes` episodes of a registered env, captioned with their instructions. `env_kwargs` go
+    to gym.make (e.g. robot_uids)."""
     import gymnasium as gym
 
     from . import registry  # noqa: F401
 
-    env = gym.make(env_id, camera_width=size, camera_height=size)
+    env = gym.make(env_id, camera_width=size, camera_height=size, **env_kwargs)
     images, captions = [], []
     try:
         for k in range(episodes):
@@ -49,7 +50,7 @@ STRIP_STEPS = {"VLAPick": (0, 4, 6, 10, 16, 24), "VLAOpen": (0, 8, 16, 22, 28, 3
 
 
 def episode_strip(env_id: str, out: Path, seed: int = 0, steps: tuple[int, ...] | None = None,
-                  size: int = 224) -> Path:
+                  size: int = 224, **env_kwargs) -> Path:
     """Frames of one episode driven by the scripted expert, for conditions that change during an episode
     (dynamic texture/noise follow the arm; the reposition event moves the object)."""
     import gymnasium as gym
@@ -57,7 +58,7 @@ def episode_strip(env_id: str, out: Path, seed: int = 0, steps: tuple[int, ...] 
     from . import registry  # noqa: F401
     from .experts import expert_for
 
-    env = gym.make(env_id, camera_width=size, camera_height=size)
+    env = gym.make(env_id, camera_width=size, camera_height=size, **env_kwargs)
     expert = expert_for(env)
     steps = steps or STRIP_STEPS[env.unwrapped.TASK_NAME]
     frames, captions = [], []
@@ -76,7 +77,8 @@ def episode_strip(env_id: str, out: Path, seed: int = 0, steps: tuple[int, ...] 
     return out
 
 
-def overview_sheet(out: Path, size: int = 160, seed: int = 0, columns: int = 4, task: str = "VLAPick") -> Path:
+def overview_sheet(out: Path, size: int = 160, seed: int = 0, columns: int = 4, task: str = "VLAPick",
+                   **env_kwargs) -> Path:
     """One first frame per registered ID of a task, captioned with its condition: the conditions at a glance."""
     import gymnasium as gym
 
@@ -86,7 +88,7 @@ def overview_sheet(out: Path, size: int = 160, seed: int = 0, columns: int = 4, 
     for d in DECLARATIONS:
         if d.task != task:
             continue
-        env = gym.make(d.env_id, camera_width=size, camera_height=size)
+        env = gym.make(d.env_id, camera_width=size, camera_height=size, **env_kwargs)
         try:
             obs, _ = env.reset(seed=seed)
             if d.wrappers and d.wrappers[-1][0] == "MidEpisodeReposition":

@@ -45,6 +45,25 @@ def rotation_action(r_goal: torch.Tensor, r_target: torch.Tensor, max_rot: float
     return rot, ang[:, 0]
 
 
+def gripper_frame(approach: torch.Tensor, opening: torch.Tensor, approach_axis: int) -> torch.Tensor:
+    """Orientations (N, 3, 3) of a tcp whose fingers point along `approach` and close along `opening` (unit,
+    orthogonal), for a robot whose tcp frame points its fingers along axis `approach_axis` (robots.RobotSpec:
+    2 = z on the Panda, 0 = x on the WidowX) and closes along y."""
+    if approach_axis == 2:
+        return torch.stack([torch.cross(opening, approach, dim=-1), opening, approach], -1)
+    if approach_axis == 0:
+        return torch.stack([approach, opening, torch.cross(approach, opening, dim=-1)], -1)
+    raise ValueError(f"tcp approach axis must be 0 (x) or 2 (z), got {approach_axis}")
+
+
+def half_turn(r: torch.Tensor, flip: torch.Tensor, approach_axis: int) -> torch.Tensor:
+    """`r` turned half a turn about its fingers' axis (the other two columns negated) where `flip`: a parallel
+    gripper grasps the same either way."""
+    sign = torch.full((3,), -1.0, device=r.device)
+    sign[approach_axis] = 1.0
+    return torch.where(flip[:, None, None], r * sign, r)
+
+
 class ScriptedExpert:
     """What the scripted experts share: speed limits, per-env phase / timer / last-translation buffers (phase 0 is
     the first), and their reset. Call `reset(env)` after each env reset (`env_idx` for a partial reset), then

@@ -20,7 +20,7 @@ import torch
 
 from mani_skill.utils.geometry.rotation_conversions import axis_angle_to_matrix, quaternion_to_matrix
 
-from .motion import ScriptedExpert, capped_translation, controller_target, rotation_action
+from .motion import ScriptedExpert, capped_translation, controller_target, gripper_frame, half_turn, rotation_action
 
 ALIGN, APPROACH, CLOSE, PULL, HOLD, BACK_OFF = range(6)
 PHASE_NAMES = ("align", "approach", "close", "pull", "hold", "back off")
@@ -65,22 +65,14 @@ class OpenExpert(ScriptedExpert):
     @staticmethod
     def _grasp_frame(base) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Handle position, the face's outward normal, and a gripper orientation for grasping the handle: fingers
-        pointing into the face (tcp z), closing across the bar (tcp y). Its half turn about the fingers
-        (`_half_turn`) grasps the same."""
+        pointing into the face, closing across the bar. Its half turn about the fingers (`half_turn`) grasps the
+        same."""
         handle, bar = base.handle_pose()
         link = base.moving_link_pose()
         x = torch.tensor([1.0, 0.0, 0.0], device=base.device).expand_as(handle)
         normal = _unit((quaternion_to_matrix(link.q) @ x[..., None])[..., 0])
-        z = -normal
-        y = _unit(torch.cross(bar, z, dim=-1))
-        r = torch.stack([torch.cross(y, z, dim=-1), y, z], -1)
-        return handle, normal, r
-
-    @staticmethod
-    def _half_turn(r: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-        """`r` turned half a turn about its own z axis (its x and y columns negated) where `flip`."""
-        turned = r * torch.tensor([-1.0, -1.0, 1.0], device=r.device)
-        return torch.where(flip[:, None, None], turned, r)
+        y = _unit(torch.cross(bar, -normal, dim=-1))
+        return handle, normal, gripper_frame(-normal, y, base.robot_spec.tcp_approach_axis)
 
     @staticmethod
     def _turn(r_a: torch.Tensor, r_b: torch.Tensor) -> torch.Tensor:
@@ -102,10 +94,11 @@ class OpenExpert(ScriptedExpert):
         # bar across the current closing axis would otherwise make the choice flicker between half turns.
         starting = (self.phase == ALIGN) & (self.timer == 0)
         handle, normal, r_bar = self._grasp_frame(base)
-        r_keep, r_other = self._half_turn(r_bar, self.flip), self._half_turn(r_bar, ~self.flip)
+        axis = base.robot_spec.tcp_approach_axis
+        r_keep, r_other = half_turn(r_bar, self.flip, axis), half_turn(r_bar, ~self.flip, axis)
         self.flip = torch.where(starting & (self._turn(r_other, r_target) < self._turn(r_keep, r_target)),
                                 ~self.flip, self.flip)
-        r_grasp = self._half_turn(r_bar, self.flip)
+        r_grasp = half_turn(r_bar, self.flip, axis)
         opening = base.joint_position()
         drawer = base.is_drawer
         info = base.evaluate()
@@ -166,7 +159,7 @@ class OpenExpert(ScriptedExpert):
         self.grasp_r = torch.where(start_pull[:, None, None], r_target, self.grasp_r)
         self.grasp_q = torch.where(start_pull, opening, self.grasp_q)
         # Backing off goes straight out of the grasp, along the fingers, before the hand turns.
-        self.back_off = torch.where((changed & (nxt == BACK_OFF))[:, None], target_world - 0.08 * r_target[:, :, 2],
+        self.back_off = torch.where((changed & (nxt == BACK_OFF))[:, None], target_world - 0.08 * r_target[:, :, base.robot_spec.tcp_approach_axis],
                                     self.back_off)
         self.timer = torch.where(changed, torch.zeros_like(self.timer), self.timer)
         self.phase = nxt

@@ -19,7 +19,7 @@ import torch
 
 from mani_skill.utils.geometry.rotation_conversions import quaternion_to_matrix
 
-from .motion import ScriptedExpert, capped_translation, controller_target, rotation_action
+from .motion import ScriptedExpert, capped_translation, controller_target, gripper_frame, rotation_action
 
 APPROACH, DESCEND, CLOSE, LIFT, CARRY, LOWER, RELEASE, RETREAT = range(8)
 PHASE_NAMES = ("approach", "descend", "close", "lift", "carry", "lower", "release", "retreat")
@@ -65,12 +65,11 @@ class PickExpert(ScriptedExpert):
         # Fingers straight down, keeping the start's heading: every goal orientation is a yaw of this. (A perturbed
         # start pose may tilt the hand; the expert levels it first.)
         r = quaternion_to_matrix(target.q)[env_idx]
-        z = torch.tensor([0.0, 0.0, -1.0], device=base.device).expand(len(env_idx), 3)
+        down = torch.tensor([0.0, 0.0, -1.0], device=base.device).expand(len(env_idx), 3)
         y = r[:, :, 1].clone()
         y[:, 2] = 0
         y = y / torch.linalg.norm(y, dim=-1, keepdim=True).clamp(min=1e-6)
-        x = torch.cross(y, z, dim=-1)
-        self.down[env_idx] = torch.stack([x, y, z], -1)
+        self.down[env_idx] = gripper_frame(down, y, base.robot_spec.tcp_approach_axis)
 
     # ------------------------------------------------------------------ privileged state
     @staticmethod
@@ -89,7 +88,8 @@ class PickExpert(ScriptedExpert):
         height = base._obj_height[k]
         # Close across the narrow horizontal side of the object's box.
         yaw = _yaw_of(obj.q) + torch.where(half[:, 0] >= half[:, 1], math.pi / 2, 0.0)
-        grasp_z = torch.clamp(torch.maximum(height / 2, height - 0.04), min=0.012)
+        spec = base.robot_spec
+        grasp_z = torch.clamp(torch.maximum(height / 2, height - spec.grasp_depth), min=spec.min_grasp_height)
         return obj, yaw, grasp_z, height
 
     # ------------------------------------------------------------------ policy

@@ -39,13 +39,13 @@ def yaw_quat(yaw: torch.Tensor) -> torch.Tensor:
 
 
 class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
-    SUPPORTED_ROBOTS = ["panda_vla"]
+    SUPPORTED_ROBOTS = list(robots.ROBOTS)
     SUPPORTED_REWARD_MODES = ("staged", "dense", "normalized_dense", "sparse", "none")
     TASK_NAME: ClassVar[str] = ""
     FACTORS_CLS: ClassVar[type] = object
     # Instruction templates by pool ("train": the one used for training data, "test": the held-out phrasings).
     TEMPLATES: ClassVar[dict[str, tuple[str, ...]]] = {}
-    START_KEYFRAME: ClassVar[str] = "rest"  # the robot's nominal start (robots.PandaVLA.keyframes)
+    START_KEYFRAME: ClassVar[str] = "rest"  # the robot's nominal start (a keyframe of the agent, robots.py)
     # Segmentation classes (see segmentation_lut): robot links, everything that is not an item (table, floor).
     ROBOT_SEG = -2
     OTHER_SEG = -1
@@ -67,19 +67,14 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
         control_mode: str = robots.CONTROL_MODE,
         **kwargs,
     ):
-        if robot_uids != "panda_vla":
-            raise ValueError(
-                f"{self.TASK_NAME} runs on robot_uids='panda_vla' (Franka Panda with the study's metric delta-pose "
-                f"action); {robot_uids!r} is not supported. The study's WidowX-250S is not supported yet: besides "
-                f"its assets (python -m mani_skill.utils.download_asset widowx250s) it needs its own metric "
-                f"controller, start pose and camera set-up in vla_ood_envs.tasks."
-            )
+        # Checked before ManiSkill loads the agent: ManiSkill prompts on stdin and exits when assets are missing.
+        self.robot_spec = robots.robot_spec(robot_uids, self.TASK_NAME)
         if action_out_of_bounds not in ("error", "clip"):
             raise ValueError("action_out_of_bounds must be 'error' or 'clip'")
         self.catalog = catalog or default_catalog()
         self._setup_assets()
         self.pools = pools or self._default_pools()
-        self.pools.validate(self.catalog)
+        self._validate_pools(self.pools)
         self.camera_width, self.camera_height = int(camera_width), int(camera_height)
         self.max_episode_steps = int(max_episode_steps)
         self.terminate_on_success = terminate_on_success
@@ -92,7 +87,7 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
         self.events: list[list[dict]] = []
         self.episode_version = 0  # bumps whenever any env starts an episode (wrappers cache per-episode data)
         self._pending_factors: dict[int, Any] = {}
-        super().__init__(*args, robot_uids=robot_uids, reward_mode=reward_mode, control_mode=control_mode,
+        super().__init__(*args, robot_uids=self.robot_spec.uid, reward_mode=reward_mode, control_mode=control_mode,
                          sim_config=sim_config, **kwargs)
 
     # ------------------------------------------------------------------ task hooks
@@ -142,14 +137,16 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
 
     @property
     def _default_sensor_configs(self):
-        return [scene_lib.camera_config(self.camera_width, self.camera_height)]
+        spec = self.robot_spec
+        return [scene_lib.camera_config(self.camera_width, self.camera_height, spec.camera_pose, spec.camera_hfov)]
 
     @property
     def _default_human_render_camera_configs(self):
-        return scene_lib.camera_config(512, 512, name="render_camera")
+        spec = self.robot_spec
+        return scene_lib.camera_config(512, 512, spec.camera_pose, spec.camera_hfov, name="render_camera")
 
     def _load_agent(self, options: dict):
-        super()._load_agent(options, sapien.Pose(p=[*scene_lib.ROBOT_BASE_XY, 0]))
+        super()._load_agent(options, sapien.Pose(p=[*self.robot_spec.base_xy, 0]))
 
     def _load_lighting(self, options: dict):
         scene_lib.add_lights(self.scene)
@@ -198,7 +195,7 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
             self._pending_factors = pending
         if "pools" in options:
             pools = options.pop("pools")
-            pools.validate(self.catalog)
+            self._validate_pools(pools)
             self.pools = pools
         if seed is not None or self._np_random is None:
             # Gymnasium's seeding contract (env.np_random), which ManiSkill's reset does not set up itself.
@@ -213,8 +210,18 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
             raise ValueError(f"overlay {f.overlay!r} is not in the catalog")
         if f.background is not None and f.background not in self._table_index:
             raise ValueError(f"background {f.background!r} is not a table appearance of the catalog")
-        if len(f.robot_qpos_offset) != 7:
-            raise ValueError("robot_qpos_offset needs 7 values (one per arm joint)")
+        self._check_offset(f.robot_qpos_offset)
+
+    def _check_offset(self, offset) -> None:
+        dof = self.robot_spec.arm_dof
+        if len(offset) not in (0, dof):
+            raise ValueError(f"robot_qpos_offset needs {dof} values (one per arm joint of the {self.robot_spec.label}) "
+                             f"or none (the nominal start); got {len(offset)}")
+
+    def _validate_pools(self, pools) -> None:
+        pools.validate(self.catalog)
+        for offset in pools.robot_qpos_offsets:
+            self._check_offset(offset)
 
     def _initialize_episode(self, env_idx: torch.Tensor, options: dict):
         idx = env_idx.cpu().tolist()
@@ -239,12 +246,13 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
     def _reset_robot(self, idx: list[int]) -> None:
         rest = torch.tensor(self.agent.keyframes[self.START_KEYFRAME].qpos, dtype=torch.float32, device=self.device)
         qpos = rest.repeat(len(idx), 1)
-        offsets = torch.tensor([self.factors[i].robot_qpos_offset for i in idx], dtype=torch.float32,
+        zero = self.robot_spec.zero_offset()
+        offsets = torch.tensor([self.factors[i].robot_qpos_offset or zero for i in idx], dtype=torch.float32,
                                device=self.device)
-        qpos[:, :7] += offsets
+        qpos[:, :self.robot_spec.arm_dof] += offsets
         self.agent.reset(qpos)
         self.agent.robot.set_pose(Pose.create_from_pq(
-            torch.tensor([*scene_lib.ROBOT_BASE_XY, 0.0], device=self.device).repeat(len(idx), 1)))
+            torch.tensor([*self.robot_spec.base_xy, 0.0], device=self.device).repeat(len(idx), 1)))
 
     def _select(self, items: Sequence, which: torch.Tensor, fn) -> torch.Tensor:
         """fn(item) for each env's selected item, batched: one call per distinct item in use, not per env."""
@@ -286,6 +294,7 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
         for i, f in enumerate(self.factors):
             d = f.to_dict() if f is not None else {}
             d["task"] = self.TASK_NAME
+            d["robot"] = self.robot_spec.uid
             d["seed"] = seeds[i] if i < len(seeds) else None
             d["pools"] = self.pools.name
             d["events"] = [dict(e) for e in self.events[i]] if i < len(self.events) else []

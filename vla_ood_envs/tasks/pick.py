@@ -15,6 +15,7 @@ Success, grasp and the staged reward follow the study (docs/study.md section 1):
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -46,10 +47,19 @@ class VLAPickEnv(VLATaskEnv):
 
     # ------------------------------------------------------------------ task hooks
     def _setup_assets(self) -> None:
-        self._object_assets: list[MeshAsset] = list(self.catalog.objects)
+        self._object_assets: list[MeshAsset] = [self._fit_to_gripper(a) for a in self.catalog.objects]
         self._receptacle_assets: list[MeshAsset] = list(self.catalog.receptacles)
         self._object_index = {a.name: i for i, a in enumerate(self._object_assets)}
         self._receptacle_index = {a.name: i for i, a in enumerate(self._receptacle_assets)}
+
+    def _fit_to_gripper(self, asset: MeshAsset) -> MeshAsset:
+        """The object as this env builds it: shrunk (keeping its proportions) where it is wider than the robot's
+        gripper can grasp (RobotSpec.max_object_width)."""
+        limit = self.robot_spec.max_object_width
+        width = 2 * min(asset.half_extents[:2])
+        if limit is None or width <= limit:
+            return asset
+        return dataclasses.replace(asset, scale=asset.scale * limit / width)
 
     def _default_pools(self):
         return train_pools(self.catalog)

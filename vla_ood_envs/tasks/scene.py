@@ -1,4 +1,5 @@
-"""The tabletop shared by the VLA tasks: a textured table, the floor, lights, and the third-person camera.
+"""The tabletop shared by the VLA tasks: a textured table, the floor, lights, and the third-person camera (posed
+per robot, see robots.RobotSpec).
 
 The table top's appearance is a texture swapped per episode (and per sub-scene in batched mode) without
 rebuilding the scene: every appearance of the catalog is loaded once as a render texture.
@@ -11,24 +12,16 @@ import sapien
 import sapien.render
 
 from mani_skill.sensors.camera import CameraConfig
-from mani_skill.utils import sapien_utils
 
 from ..assets_gen.table_geometry import TABLE_CENTER_X, TABLE_HALF_SIZE
 
-ROBOT_BASE_XY = (-0.615, 0.0)
-WORKSPACE_CENTER = (-0.1, 0.0)  # centre of the placement grid, in front of the robot
-
-# The study's camera: third person, horizontal FOV about 54 degrees. Looking from the front-right at the
-# workspace so the arm, the object and the receptacle are all in view.
-CAMERA_EYE = (0.35, 0.3, 0.6)
-CAMERA_TARGET = (-0.28, 0.0, 0.12)
-CAMERA_HFOV = np.deg2rad(54.0)
+WORKSPACE_CENTER = (-0.1, 0.0)  # centre of the placement grid; each robot stands at its own distance from it
 
 
-def camera_config(width: int, height: int, name: str = "base_camera") -> CameraConfig:
-    pose = sapien_utils.look_at(eye=CAMERA_EYE, target=CAMERA_TARGET)
-    # ManiSkill's fov is vertical; convert from the study's horizontal fov for the requested aspect ratio.
-    fovy = 2 * np.arctan(np.tan(CAMERA_HFOV / 2) * height / width)
+def camera_config(width: int, height: int, pose: sapien.Pose, hfov: float, name: str = "base_camera") -> CameraConfig:
+    """The third-person camera at `pose` (world frame), with the study's horizontal field of view `hfov` (rad)."""
+    # ManiSkill's fov is vertical; convert from the horizontal fov for the requested aspect ratio.
+    fovy = 2 * np.arctan(np.tan(hfov / 2) * height / width)
     return CameraConfig(name, pose, width, height, float(fovy), 0.01, 10.0)
 
 

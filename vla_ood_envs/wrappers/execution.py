@@ -8,8 +8,8 @@ import math
 import gymnasium as gym
 import torch
 
-from ..factors import REPOSITION_POSITIONS, ZERO_OFFSET
-from ..tasks.robots import PANDA_BODY_JOINTS, PANDA_WRIST_JOINT
+from ..factors import REPOSITION_POSITIONS, is_nominal_start
+from ..tasks.robots import RobotSpec, find_robot
 from .base import Perturbation, PerturbationError
 
 
@@ -33,23 +33,28 @@ class PlacementSampler(Perturbation):
 
 
 def robot_init_offsets(body: tuple[float, ...] = (0.08, 0.15), wrist: tuple[float, ...] = (0.3, 0.6),
-                       max_shoulder_elbow: float = 0.25) -> tuple[tuple[float, ...], ...]:
-    """The held-out start poses: each of the first five arm joints offset by 0 or +-body[i], the wrist rotation by
-    0 or +-wrist[i]; the unperturbed pose (training) is excluded, and so are combinations whose shoulder plus
-    elbow change exceeds `max_shoulder_elbow` rad (they swing the hand out of the workspace)."""
+                       max_shoulder_elbow: float = 0.25, robot: str | RobotSpec = "panda_vla"
+                       ) -> tuple[tuple[float, ...], ...]:
+    """The held-out start poses of `robot`: each of the study's joints 1-5 offset by 0 or +-body[i], the wrist
+    rotation by 0 or +-wrist[i]; the unperturbed pose (training) is excluded, and so are combinations whose shoulder
+    plus elbow change exceeds `max_shoulder_elbow` rad (they swing the hand out of the workspace). The change is
+    |shoulder| + |elbow| on the Panda and |shoulder + elbow| on the WidowX (the study's rule: about 14k poses)."""
+    spec = robot if isinstance(robot, RobotSpec) else find_robot(robot)
     body_vals = (0.0,) + tuple(s * v for v in body for s in (1, -1))
     wrist_vals = (0.0,) + tuple(s * v for v in wrist for s in (1, -1))
-    shoulder, elbow = 1, 3  # Panda joint 2 and joint 4
+    shoulder, elbow = (spec.body_joints.index(j) for j in spec.shoulder_elbow)
     out = []
-    for combo in itertools.product(body_vals, repeat=len(PANDA_BODY_JOINTS)):
-        if abs(combo[shoulder]) + abs(combo[elbow]) > max_shoulder_elbow + 1e-9:
+    for combo in itertools.product(body_vals, repeat=len(spec.body_joints)):
+        a, b = combo[shoulder], combo[elbow]
+        change = abs(a + b) if spec.signed_shoulder_elbow else abs(a) + abs(b)
+        if change > max_shoulder_elbow + 1e-9:
             continue
         for w in wrist_vals:
-            offset = [0.0] * 7
-            for j, v in zip(PANDA_BODY_JOINTS, combo):
+            offset = [0.0] * spec.arm_dof
+            for j, v in zip(spec.body_joints, combo):
                 offset[j] = v
-            offset[PANDA_WRIST_JOINT] = w
-            if tuple(offset) != ZERO_OFFSET:
+            offset[spec.wrist_joint] = w
+            if not is_nominal_start(offset):
                 out.append(tuple(offset))
     return tuple(out)
 
@@ -66,7 +71,7 @@ class RobotInitPose(Perturbation):
             raise PerturbationError("scale must be > 0")
         self.severity = scale
         offsets = robot_init_offsets((0.08 * scale, 0.15 * scale), (0.3 * scale, 0.6 * scale),
-                                     max_shoulder_elbow * scale)
+                                     max_shoulder_elbow * scale, robot=self.task.robot_spec)
         self.offsets = offsets
         self._swap_pools(f"robot-init:{scale:g}", robot_qpos_offsets=offsets)
 
