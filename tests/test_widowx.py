@@ -163,3 +163,18 @@ def test_every_pick_condition_builds_on_the_widowx(env_id):
         env.step(np.zeros(7, dtype=np.float32))
     finally:
         env.close()
+
+
+@needs_assets
+def test_widowx_demos_record_the_robot_and_export_as_widowx(tmp_path):
+    import json
+
+    from vla_ood_envs.demos import DemoDataset, GenerateConfig, generate
+    from vla_ood_envs.demos.export_lerobot import export_lerobot
+
+    src = tmp_path / "native"
+    generate(GenerateConfig(out=str(src), episodes=1, seed=2000, image_height=32, image_width=32,
+                            env_kwargs={"robot_uids": "widowx250s"}), progress=False)
+    assert DemoDataset(src)[0].manifest["robot"] == "widowx250s_vla"
+    out = export_lerobot(src, tmp_path / "lerobot")
+    assert json.loads((out / "meta" / "info.json").read_text())["robot_type"] == "widowx"

@@ -46,7 +46,9 @@ VIDEO_FILES_SIZE_IN_MB = 200
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
-ROBOT_TYPE = "panda"  # VLAPick runs ManiSkill's Franka Panda ("panda_vla")
+# info.json's robot_type for each of the envs' robots (the manifest's "robot"; datasets made before it was
+# recorded are the Panda's).
+ROBOT_TYPES = {"panda_vla": "panda", "widowx250s_vla": "widowx"}
 
 IMAGE_KEY = "observation.image"
 STATE_NAMES = ["x", "y", "z", "qw", "qx", "qy", "qz", "gripper"]  # TCP position, TCP quaternion wxyz, opening
@@ -297,10 +299,11 @@ def episode_row(episode_index: int, task: str, length: int, first_index: int, lo
     return row
 
 
-def info_json(features: dict, fps: int, episodes: int, frames: int, tasks: int, data_mb: int) -> dict:
+def info_json(features: dict, fps: int, episodes: int, frames: int, tasks: int, data_mb: int,
+              robot_type: str = ROBOT_TYPES["panda_vla"]) -> dict:
     return {
         "codebase_version": CODEBASE_VERSION,
-        "robot_type": ROBOT_TYPE,
+        "robot_type": robot_type,
         "total_episodes": episodes,
         "total_frames": frames,
         "total_tasks": tasks,
@@ -384,7 +387,11 @@ def _write_data(ds: DemoDataset, root: Path, features: dict, fps: int, data_file
 
 def _write_meta(root: Path, totals: _Totals, features: dict, fps: int, data_files_size_in_mb: int, repo_id: str,
                 env_id: str, source: Path) -> None:
-    info = info_json(features, fps, len(totals.rows), totals.frames, len(totals.tasks), data_files_size_in_mb)
+    robots = {m.get("robot", "panda_vla") for m in totals.manifests}
+    if len(robots) != 1:
+        raise ValueError(f"{source} mixes episodes of several robots {sorted(robots)}; export one robot's at a time")
+    info = info_json(features, fps, len(totals.rows), totals.frames, len(totals.tasks), data_files_size_in_mb,
+                     ROBOT_TYPES[robots.pop()])
     write_episodes(root, totals.rows)
     write_tasks(root, list(totals.tasks))
     write_json(root / "meta" / "stats.json", _jsonable(totals.dataset_stats(features)))
