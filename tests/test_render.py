@@ -48,11 +48,17 @@ def test_doctor_fails_with_fix_when_no_driver(tmp_path):
 
 
 def test_doctor_succeeds_and_writes_a_picture(tmp_path):
+    # An empty ManiSkill asset directory: the optional WidowX is reported missing, with its install command, but is
+    # not a problem.
+    env = dict(os.environ, MS_ASSET_DIR=str(tmp_path / "ms"))
     proc = subprocess.run([sys.executable, "-m", "vla_ood_envs.cli", "doctor", "--out", str(tmp_path / "d.png")],
-                          capture_output=True, text=True, timeout=300)
+                          env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "render device cpu" in proc.stdout or "render device cuda" in proc.stdout
     assert (tmp_path / "d.png").stat().st_size > 1000
+    assert "panda_vla (Franka Panda; VLAPick, VLAOpen): ready" in proc.stdout
+    assert "widowx250s_vla (WidowX-250S; VLAPick): not installed (optional)" in proc.stdout
+    assert "download_asset widowx250s" in proc.stdout
 
 
 def _fake_probe(monkeypatch, vulkan, summary):

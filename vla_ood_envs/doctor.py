@@ -45,6 +45,19 @@ def render_test_image(out: Path, size: int = 128) -> np.ndarray:
     return image
 
 
+def _report_robots(print_fn) -> None:
+    """Which robots' assets are here. Optional robots are not problems: their envs say how to install them."""
+    from .tasks.robots import ROBOTS, RobotError, require_assets
+
+    for spec in ROBOTS.values():
+        try:
+            require_assets(spec)
+            state = "ready"
+        except RobotError as exc:
+            state = f"not installed (optional): {exc}"
+        print_fn(f"  robot         {spec.uid} ({spec.label}; {', '.join(spec.tasks)}): {state}")
+
+
 def run(out: Path, print_fn=print) -> int:
     """Print the report; returns the process exit code (0 when everything needed works)."""
     problems: list[str] = []
@@ -78,6 +91,7 @@ def run(out: Path, print_fn=print) -> int:
                  f"  [override with {ENV_VAR}]")
         print_fn(f"  compat layer  {choice.compat_layer}  [force with {compat.ENV_VAR}=on|off]")
     print_fn(f"  GPU simulation {'available' if gpu_simulation_available() else 'not available (no CUDA device)'}")
+    _report_robots(print_fn)
 
     if choice is not None and choice.can_render:
         try:

@@ -180,8 +180,8 @@ ROBOTS: dict[str, RobotSpec] = {
         asset_files=("robots/widowx/wx250s.urdf", "robots/widowx/wx250s.srdf"),
         install_hint=("install them with `python -m mani_skill.utils.download_asset widowx250s` (needs network: it "
                       "fetches https://github.com/haosulab/ManiSkill-WidowX250S/archive/refs/tags/v0.2.0.zip); "
-                      "offline, unzip that archive's folder to {asset_dir}/robots/widowx, or point MS_ASSET_DIR at a "
-                      "ManiSkill asset directory that has it"),
+                      "offline, unzip that archive and move its folder to {asset_dir}/robots/widowx (ManiSkill's "
+                      "asset directory is $MS_ASSET_DIR/data, by default ~/.maniskill/data)"),
     ),
 }
 
