@@ -74,7 +74,9 @@ def _mesh_entry(spec: AssetSpec, root: Path) -> dict:
     folder = root / f"{spec.category}s" / slug(spec.name)
     folder.mkdir(parents=True, exist_ok=True)
     meshes = spec.part_meshes()
-    hulls = [m.convex_hull for m in meshes]
+    # Graspable objects collide with coarse hulls that come to rest on the table (shapes.py explains why);
+    # receptacles lie flat on their bottoms and keep the hulls of their visual parts.
+    hulls = spec.collision_meshes() if spec.category == "object" else [m.convex_hull for m in meshes]
     write_obj(meshes, [p.color for p in spec.parts], folder / "visual.obj")
     write_obj(hulls, None, folder / "collision.obj")
     union = trimesh.util.concatenate(meshes)

@@ -1,9 +1,19 @@
 """Procedural definitions of the graspable objects and receptacles (built from convex primitives).
 
 Each asset is a list of parts. A part is a convex primitive (box, cylinder, sphere, ellipsoid, cone, capsule)
-with a pose and a colour; the union of the parts is the visual mesh, and each part's convex hull is one piece
-of the collision shape, so grasping works on an exact convex decomposition without running a decomposer.
+with a pose and a colour; the union of the parts is the visual mesh, and each part is one convex piece of the
+collision shape (a receptacle's part: its hull; an object's part: the coarser hull below), so no decomposer runs.
 Sizes are metres; the object frame has z up, the footprint centred on the origin and the lowest point at z = 0.
+
+Graspable objects get coarser collision hulls than their visual meshes (`AssetSpec.collision_meshes`): the
+round primitives are tessellated so that each facet deviates about COLLISION_CHORD (1.5 mm) from the true
+surface, with a facet (not an edge) facing down in the object's placed pose and tangent to the visual surface
+there. Finely tessellated round hulls never come to rest in ManiSkill's PhysX setup: PhysX's cooking drops the
+hull vertices closer than its plane tolerance (0.7 mm), leaving irregular hulls (a 16-sided capsule of 258
+vertices became 112), and on top of the near-neutral rolling that leaves, the CPU PCM contact manifold (contact
+normals kept in the rolling body's frame) lets friction do positive work, so a lying cucumber rocked at
+3-4 rad/s for good even with angular damping. Facets with a 1.5 mm chord error are kept vertex for vertex by
+PhysX and are stable resting faces; tests/test_object_rest.py checks both.
 """
 
 from __future__ import annotations
@@ -15,6 +25,9 @@ import trimesh
 from trimesh.transformations import euler_matrix, translation_matrix
 
 RGBA = tuple[float, float, float, float]
+
+# Chord error (m) of the round primitives' collision facets on graspable objects; see the module docstring.
+COLLISION_CHORD = 0.0015
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,82 @@ class Part:
         m.apply_transform(translation_matrix(self.xyz) @ euler_matrix(*self.rpy))
         return m
 
+    def collision_mesh(self, chord: float = COLLISION_CHORD) -> trimesh.Trimesh:
+        """A convex hull of the part for physics: boxes as they are; the round primitives as a coarse surface of
+        revolution whose facets deviate about `chord` from the true surface, with a facet centred on the direction
+        that points down (-z of the object frame) and that facet tangent to the true surface, so an object
+        placed as built rests on a face exactly at its visual bottom."""
+        transform = translation_matrix(self.xyz) @ euler_matrix(*self.rpy)
+        if self.kind == "box":
+            m = trimesh.creation.box(extents=self.size)
+            m.apply_transform(transform)
+            return m.convex_hull
+        rot = transform[:3, :3]
+        down = rot.T @ np.array([0.0, 0.0, -1.0])  # the object frame's down, in the part frame
+        s = self.size
+        if self.kind in ("sphere", "ellipsoid"):
+            radii = np.array([s[0]] * 3 if self.kind == "sphere" else s, dtype=float)
+            # Revolve about the longest part axis that is not vertical, so the object rests on the equator band.
+            axis = max((i for i in range(3) if abs(down[i]) < 0.9), key=lambda i: radii[i])
+        elif self.kind in ("cylinder", "cone", "capsule"):
+            axis = 2
+        else:
+            raise ValueError(f"unknown primitive kind {self.kind!r}")
+        # perm: the revolution frame (axis = z) to the part frame.
+        u, v = (i for i in range(3) if i != axis)
+        perm = np.zeros((3, 3))
+        perm[u, 0] = perm[v, 1] = perm[axis, 2] = 1.0
+        d = perm.T @ down
+        lying = np.hypot(d[0], d[1]) > 0.5
+        if self.kind in ("sphere", "ellipsoid"):
+            ru, rv, ra = radii[u], radii[v], radii[axis]
+            n = _segments(min(ru, rv), chord, 2 * np.pi, 6)
+            bands = _segments(min(ru, rv, ra), chord, np.pi, 3) | 1  # odd: one band straddles the equator
+            phase = np.arctan2(d[1], d[0]) + np.pi / n
+            profile = [(ra * np.cos(np.pi * i / bands), np.sin(np.pi * i / bands)) for i in range(bands + 1)]
+            pts = _revolve(profile, n, phase)
+            grow = 1.0 / (np.cos(np.pi / n) * np.cos(np.pi / (2 * bands)))  # equatorial faces tangent
+            pts[:, 0] *= ru * grow
+            pts[:, 1] *= rv * grow
+        else:
+            r, h = s[0], s[1]
+            n = _segments(r, chord, 2 * np.pi, 6)
+            phase = np.arctan2(d[1], d[0]) + np.pi / n if lying else 0.0
+            rr = r / np.cos(np.pi / n)  # side faces tangent to the true surface
+            if self.kind == "cylinder":
+                profile = [(-h / 2, rr), (h / 2, rr)]
+            elif self.kind == "cone":
+                profile = [(-h / 2, rr), (h / 2, 0.0)]
+            else:  # capsule: hemispheres of radius r on both ends of a cylinder of length h
+                q = _segments(r, chord, np.pi / 2, 2)
+                cap = [(h / 2 + r * np.sin(np.pi / 2 * i / q), rr * np.cos(np.pi / 2 * i / q)) for i in range(q + 1)]
+                profile = [(-z, w) for z, w in reversed(cap)] + cap
+            pts = _revolve(profile, n, phase)
+        pts = pts @ perm.T @ rot.T + transform[:3, 3]
+        return trimesh.Trimesh(pts).convex_hull
+
+
+def _segments(radius: float, chord: float, angle: float, least: int) -> int:
+    """How many equal segments split an arc of `angle` (rad) of a circle of `radius` so that each deviates at
+    least `chord` from the arc (at least `least` segments)."""
+    if radius <= chord:
+        return least
+    step = 2 * np.arccos(1 - chord / radius)
+    return max(least, int(angle // step))
+
+
+def _revolve(profile: list[tuple[float, float]], n: int, phase: float) -> np.ndarray:
+    """Vertices of a surface of revolution about z: for each (z, radius) of the profile a ring of n vertices at
+    angles phase + 2*pi*j/n (one vertex on the axis where the radius is 0)."""
+    pts = []
+    angles = phase + 2 * np.pi * np.arange(n) / n
+    for z, r in profile:
+        if r <= 1e-12:
+            pts.append((0.0, 0.0, z))
+        else:
+            pts.extend((r * np.cos(a), r * np.sin(a), z) for a in angles)
+    return np.array(pts, dtype=float)
+
 
 @dataclass(frozen=True)
 class AssetSpec:
@@ -58,15 +147,27 @@ class AssetSpec:
     description: str = ""
     tags: tuple[str, ...] = field(default=())
 
-    def part_meshes(self) -> list[trimesh.Trimesh]:
+    def _origin_shift(self) -> list[float]:
         meshes = [p.mesh() for p in self.parts]
         lo = np.min([m.bounds[0] for m in meshes], axis=0)
         hi = np.max([m.bounds[1] for m in meshes], axis=0)
         # Origin at the centre of the footprint, on the lowest point: poses then place the footprint directly.
-        shift = [-(lo[0] + hi[0]) / 2, -(lo[1] + hi[1]) / 2, -lo[2]]
+        return [-(lo[0] + hi[0]) / 2, -(lo[1] + hi[1]) / 2, -lo[2]]
+
+    def part_meshes(self) -> list[trimesh.Trimesh]:
+        meshes = [p.mesh() for p in self.parts]
+        shift = self._origin_shift()
         for m in meshes:
             m.apply_translation(shift)
         return meshes
+
+    def collision_meshes(self, chord: float = COLLISION_CHORD) -> list[trimesh.Trimesh]:
+        """One convex hull per part (Part.collision_mesh), in the frame of `part_meshes`."""
+        hulls = [p.collision_mesh(chord) for p in self.parts]
+        shift = self._origin_shift()
+        for m in hulls:
+            m.apply_translation(shift)
+        return hulls
 
 
 def _c(hex_rgb: str, a: float = 1.0) -> RGBA:
