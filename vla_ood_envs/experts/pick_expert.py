@@ -1,8 +1,8 @@
 """Scripted expert for VLAPick: a privileged-state policy with the env's own 7-D action.
 
 It plays the demonstrator of the study (docs/study.md section 4) as a careful teleoperator would: a top-down
-grasp across the object's narrow side, reach 5 cm above, descend, close, lift 10 cm, carry to 3 cm above the
-receptacle, open, retreat. Motion is smooth: each step's translation is a proportional move capped in speed and
+grasp across the object's narrow side, reach 5 cm above, descend, close, lift 10 cm, carry above the receptacle,
+lower until the object is 1.5 cm above it (a round object released higher can roll off), open, retreat. Motion is smooth: each step's translation is a proportional move capped in speed and
 in change from the previous step (bounded acceleration), rotations are capped per step, and the gripper toggles
 only at grasp and release. A dropped object sends the expert back to re-grasp.
 
@@ -30,7 +30,7 @@ GAIN = 0.7  # fraction of the remaining distance covered per step before the cap
 MAX_ROT = 0.25  # rad per step
 PRE_GRASP_HEIGHT = 0.05
 LIFT_HEIGHT = 0.10
-PLACE_CLEARANCE = 0.03
+PLACE_CLEARANCE = 0.015
 GRIPPER_WAIT = 2  # steps the gripper gets to close or open
 
 
