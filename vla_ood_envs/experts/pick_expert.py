@@ -32,6 +32,7 @@ PRE_GRASP_HEIGHT = 0.05
 LIFT_HEIGHT = 0.10
 PLACE_CLEARANCE = 0.015
 GRIPPER_WAIT = 2  # steps the gripper gets to close or open
+REAPPROACH_DISTANCE = 0.03  # object this far (m, horizontally) from the hand while descending: approach again
 
 
 def _yaw_of(q: torch.Tensor) -> torch.Tensor:
@@ -119,7 +120,12 @@ class PickExpert(ScriptedExpert):
         carry_z = torch.maximum(rec_top + grasp_z + PLACE_CLEARANCE, torch.full_like(rec_top, LIFT_HEIGHT))
         above_rec = torch.stack([rec.p[:, 0], rec.p[:, 1], carry_z + 0.03], -1)
         place = torch.stack([rec.p[:, 0], rec.p[:, 1], rec_top + grasp_z + PLACE_CLEARANCE], -1)
-        goal = torch.where((p == APPROACH)[:, None], above_obj, goal)
+        # Approaching from below the pre-grasp height (a re-approach after a drop or a moved object): rise first,
+        # so the fingers do not sweep into the object.
+        away = torch.linalg.norm(above_obj[:, :2] - tcp_world[:, :2], dim=-1) > 0.02
+        rise = torch.stack([tcp_world[:, 0], tcp_world[:, 1], above_obj[:, 2]], -1)
+        low = (tcp_world[:, 2] < above_obj[:, 2] - 0.02) & away
+        goal = torch.where((p == APPROACH)[:, None], torch.where(low[:, None], rise, above_obj), goal)
         goal = torch.where(((p == DESCEND) | (p == CLOSE))[:, None], at_obj, goal)
         goal = torch.where((p == LIFT)[:, None], self.lift_goal, goal)
         goal = torch.where((p == CARRY)[:, None], above_rec, goal)
@@ -150,7 +156,7 @@ class PickExpert(ScriptedExpert):
         yaw_ok = ang < 0.05
         nxt = p.clone()
         self.timer = self.timer + 1
-        nxt = torch.where((p == APPROACH) & (dist < 0.008) & yaw_ok & (meas < 0.02), DESCEND, nxt)
+        nxt = torch.where((p == APPROACH) & ~low & (dist < 0.008) & yaw_ok & (meas < 0.02), DESCEND, nxt)
         nxt = torch.where((p == DESCEND) & (dist < 0.004) & (meas < 0.012), CLOSE, nxt)
         nxt = torch.where((p == CLOSE) & (self.timer >= GRIPPER_WAIT), LIFT, nxt)
         nxt = torch.where((p == LIFT) & (dist < 0.015), CARRY, nxt)
@@ -159,7 +165,11 @@ class PickExpert(ScriptedExpert):
         nxt = torch.where((p == RELEASE) & (self.timer >= GRIPPER_WAIT), RETREAT, nxt)
         # Lost the object while carrying it: go back and grasp again.
         dropped = ((p == LIFT) | (p == CARRY) | (p == LOWER)) & ~grasped & (self.timer >= 2)
-        nxt = torch.where(dropped, APPROACH, nxt)
+        # The object moved away under the hand (a mid-episode reposition, a knock): rise and approach it again
+        # instead of sweeping across the table at grasp height.
+        moved = ((p == DESCEND) | (p == CLOSE)) & ~grasped & (
+            torch.linalg.norm(obj.p[:, :2] - tcp_world[:, :2], dim=-1) > REAPPROACH_DISTANCE)
+        nxt = torch.where(dropped | moved, APPROACH, nxt)
         changed = nxt != p
         # The lift goes straight up from where the grasp closed.
         lift_goal = torch.stack([tcp_world[:, 0], tcp_world[:, 1], tcp_world[:, 2] + LIFT_HEIGHT], -1)
