@@ -147,27 +147,24 @@ class AssetSpec:
     description: str = ""
     tags: tuple[str, ...] = field(default=())
 
-    def _origin_shift(self) -> list[float]:
-        meshes = [p.mesh() for p in self.parts]
-        lo = np.min([m.bounds[0] for m in meshes], axis=0)
-        hi = np.max([m.bounds[1] for m in meshes], axis=0)
-        # Origin at the centre of the footprint, on the lowest point: poses then place the footprint directly.
-        return [-(lo[0] + hi[0]) / 2, -(lo[1] + hi[1]) / 2, -lo[2]]
-
-    def part_meshes(self) -> list[trimesh.Trimesh]:
-        meshes = [p.mesh() for p in self.parts]
-        shift = self._origin_shift()
+    @staticmethod
+    def _to_origin(meshes: list[trimesh.Trimesh], visual: list[trimesh.Trimesh]) -> list[trimesh.Trimesh]:
+        """`meshes` moved so the origin is at the centre of the `visual` parts' footprint, on their lowest point:
+        poses then place the footprint directly."""
+        lo = np.min([m.bounds[0] for m in visual], axis=0)
+        hi = np.max([m.bounds[1] for m in visual], axis=0)
+        shift = [-(lo[0] + hi[0]) / 2, -(lo[1] + hi[1]) / 2, -lo[2]]
         for m in meshes:
             m.apply_translation(shift)
         return meshes
 
+    def part_meshes(self) -> list[trimesh.Trimesh]:
+        meshes = [p.mesh() for p in self.parts]
+        return self._to_origin(meshes, meshes)
+
     def collision_meshes(self, chord: float = COLLISION_CHORD) -> list[trimesh.Trimesh]:
         """One convex hull per part (Part.collision_mesh), in the frame of `part_meshes`."""
-        hulls = [p.collision_mesh(chord) for p in self.parts]
-        shift = self._origin_shift()
-        for m in hulls:
-            m.apply_translation(shift)
-        return hulls
+        return self._to_origin([p.collision_mesh(chord) for p in self.parts], [p.mesh() for p in self.parts])
 
 
 def _c(hex_rgb: str, a: float = 1.0) -> RGBA:

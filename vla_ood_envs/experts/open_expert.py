@@ -94,11 +94,11 @@ class OpenExpert(ScriptedExpert):
         # bar across the current closing axis would otherwise make the choice flicker between half turns.
         starting = (self.phase == ALIGN) & (self.timer == 0)
         handle, normal, r_bar = self._grasp_frame(base)
-        axis = base.robot_spec.tcp_approach_axis
-        r_keep, r_other = half_turn(r_bar, self.flip, axis), half_turn(r_bar, ~self.flip, axis)
+        finger_axis = base.robot_spec.tcp_approach_axis
+        r_keep, r_other = half_turn(r_bar, self.flip, finger_axis), half_turn(r_bar, ~self.flip, finger_axis)
         self.flip = torch.where(starting & (self._turn(r_other, r_target) < self._turn(r_keep, r_target)),
                                 ~self.flip, self.flip)
-        r_grasp = half_turn(r_bar, self.flip, axis)
+        r_grasp = half_turn(r_bar, self.flip, finger_axis)
         opening = base.joint_position()
         drawer = base.is_drawer
         info = base.evaluate()
@@ -159,8 +159,8 @@ class OpenExpert(ScriptedExpert):
         self.grasp_r = torch.where(start_pull[:, None, None], r_target, self.grasp_r)
         self.grasp_q = torch.where(start_pull, opening, self.grasp_q)
         # Backing off goes straight out of the grasp, along the fingers, before the hand turns.
-        self.back_off = torch.where((changed & (nxt == BACK_OFF))[:, None], target_world - 0.08 * r_target[:, :, base.robot_spec.tcp_approach_axis],
-                                    self.back_off)
+        self.back_off = torch.where((changed & (nxt == BACK_OFF))[:, None],
+                                    target_world - 0.08 * r_target[:, :, finger_axis], self.back_off)
         self.timer = torch.where(changed, torch.zeros_like(self.timer), self.timer)
         self.phase = nxt
         return action

@@ -2,8 +2,8 @@
 
 It plays the demonstrator of the study (docs/study.md section 4) as a careful teleoperator would: a top-down
 grasp across the object's narrow side, reach 5 cm above, descend, close, lift 10 cm, carry above the receptacle,
-lower until the object is 1.5 cm above it (a round object released higher can roll off), open, retreat. Motion is smooth: each step's translation is a proportional move capped in speed and
-in change from the previous step (bounded acceleration), rotations are capped per step, and the gripper toggles
+lower until the object is 1.5 cm above it (a round object released higher can roll off), open, retreat. Motion
+is smooth: each step's translation is a proportional move capped in speed and in change from the previous step (bounded acceleration), rotations are capped per step, and the gripper toggles
 only at grasp and release. A dropped object sends the expert back to re-grasp.
 
 The expert is batched: every quantity is a tensor over the env's sub-scenes, so the same code drives one CPU env
@@ -122,7 +122,8 @@ class PickExpert(ScriptedExpert):
         place = torch.stack([rec.p[:, 0], rec.p[:, 1], rec_top + grasp_z + PLACE_CLEARANCE], -1)
         # Approaching from below the pre-grasp height (a re-approach after a drop or a moved object): rise first,
         # so the fingers do not sweep into the object.
-        away = torch.linalg.norm(above_obj[:, :2] - tcp_world[:, :2], dim=-1) > 0.02
+        obj_off_xy = torch.linalg.norm(obj.p[:, :2] - tcp_world[:, :2], dim=-1)  # hand to object, horizontally
+        away = obj_off_xy > 0.02
         rise = torch.stack([tcp_world[:, 0], tcp_world[:, 1], above_obj[:, 2]], -1)
         low = (tcp_world[:, 2] < above_obj[:, 2] - 0.02) & away
         goal = torch.where((p == APPROACH)[:, None], torch.where(low[:, None], rise, above_obj), goal)
@@ -167,8 +168,7 @@ class PickExpert(ScriptedExpert):
         dropped = ((p == LIFT) | (p == CARRY) | (p == LOWER)) & ~grasped & (self.timer >= 2)
         # The object moved away under the hand (a mid-episode reposition, a knock): rise and approach it again
         # instead of sweeping across the table at grasp height.
-        moved = ((p == DESCEND) | (p == CLOSE)) & ~grasped & (
-            torch.linalg.norm(obj.p[:, :2] - tcp_world[:, :2], dim=-1) > REAPPROACH_DISTANCE)
+        moved = ((p == DESCEND) | (p == CLOSE)) & ~grasped & (obj_off_xy > REAPPROACH_DISTANCE)
         nxt = torch.where(dropped | moved, APPROACH, nxt)
         changed = nxt != p
         # The lift goes straight up from where the grasp closed.

@@ -74,7 +74,7 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
         self.catalog = catalog or default_catalog()
         self._setup_assets()
         self.pools = pools or self._default_pools()
-        self._validate_pools(self.pools)
+        self.validate_pools(self.pools)
         self.camera_width, self.camera_height = int(camera_width), int(camera_height)
         self.max_episode_steps = int(max_episode_steps)
         self.terminate_on_success = terminate_on_success
@@ -195,7 +195,7 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
             self._pending_factors = pending
         if "pools" in options:
             pools = options.pop("pools")
-            self._validate_pools(pools)
+            self.validate_pools(pools)
             self.pools = pools
         if seed is not None or self._np_random is None:
             # Gymnasium's seeding contract (env.np_random), which ManiSkill's reset does not set up itself.
@@ -218,7 +218,9 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
             raise ValueError(f"robot_qpos_offset needs {dof} values (one per arm joint of the {self.robot_spec.label}) "
                              f"or none (the nominal start); got {len(offset)}")
 
-    def _validate_pools(self, pools) -> None:
+    def validate_pools(self, pools) -> None:
+        """Raise for pools this env cannot sample from: the pools' own checks against the catalog, and robot
+        offsets of the wrong length for this env's robot."""
         pools.validate(self.catalog)
         for offset in pools.robot_qpos_offsets:
             self._check_offset(offset)

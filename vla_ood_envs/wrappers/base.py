@@ -68,5 +68,5 @@ class Perturbation(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def _swap_pools(self, tag: str, **changes) -> None:
         pools = self.task.pools.renamed(tag, **changes)
-        pools.validate(self.task.catalog)
+        self.task.validate_pools(pools)
         self.task.pools = pools
