@@ -174,6 +174,26 @@ def check_training_env(env_id: str, env_kwargs: dict | None = None) -> None:
                          f"training pools only")
 
 
+def check_env_instance(env) -> None:
+    """Refuse an already-built env that carries an OOD perturbation wrapper or held-out pools (SplitError)."""
+    import gymnasium as gym
+
+    from ..registry import DECLARATIONS
+
+    if isinstance(env, gym.vector.VectorEnv):
+        return  # worker processes: built by make_training_env from a checked ID
+    perturbations = {name for d in DECLARATIONS for name, _ in d.wrappers}
+    e = env
+    while isinstance(e, gym.Wrapper):
+        if type(e).__name__ in perturbations:
+            raise SplitError(f"this env carries the OOD perturbation {type(e).__name__}; RL samples the training "
+                             f"distribution only")
+        e = e.env
+    task = env.unwrapped
+    if hasattr(task, "pools") and task.pools.held_out(task.catalog):
+        raise SplitError(f"refusing to train on held-out pools: {task.pools.held_out(task.catalog)}")
+
+
 # ------------------------------------------------------------------ envs, devices, policies
 def pick_device(cfg: RLConfig, info: DistInfo) -> torch.device:
     if cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available()):

@@ -58,9 +58,11 @@ class PPOConfig(common.RLConfig):
 
 
 def train(cfg: PPOConfig, policy: LearnablePolicy | None = None,
-          on_iteration: Callable[[int, dict], None] | None = None) -> Run:
+          on_iteration: Callable[[int, dict], None] | None = None, env=None) -> Run:
     """Run (or resume) PPO into cfg.out. policy: a LearnablePolicy to train instead of loading cfg.init.
     on_iteration(iteration, record) is called after each logged iteration (tests, notebooks).
+    env: an env to collect from instead of building one (it must match cfg: a training ID, cfg.image_size,
+    cfg.max_episode_steps; the caller closes it).
     Returns the Run (its folder holds config.json, metrics.jsonl and checkpoints/)."""
     cfg.check()
     info = init_distributed()
@@ -82,7 +84,9 @@ def train(cfg: PPOConfig, policy: LearnablePolicy | None = None,
     run.start_logging(start, cfg.tensorboard)
     env_steps = int(counters.get("env_steps", 0))
 
-    env = common.make_training_env(cfg, device)
+    own_env = env is None
+    env = common.make_training_env(cfg, device) if own_env else env
+    common.check_env_instance(env)
     buffer = RolloutBuffer(cfg.episodes(), cfg.max_episode_steps, device)
     bar = tqdm(total=cfg.iterations, initial=start, desc="ppo", disable=not (cfg.progress and info.is_main))
     try:
@@ -120,7 +124,8 @@ def train(cfg: PPOConfig, policy: LearnablePolicy | None = None,
                 on_iteration(done, record)
     finally:
         bar.close()
-        env.close()
+        if own_env:
+            env.close()
         run.close()
     return run
 
