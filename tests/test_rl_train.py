@@ -106,7 +106,8 @@ def test_grpo_and_dpo_run_log_and_checkpoint(env, tmp_path):
     d = dpo.train(dpo.DPOConfig(**{**SMALL, "out": str(tmp_path / "dpo"), "iterations": 1, "group_size": 2,
                                    "episodes_per_iteration": 2, "lr_policy": 1e-2, "eval_every": 1,
                                    "eval_episodes": 1}), ConvTokenPolicy(), env=env)
-    rec = read_metrics(d.root)[0]
+    rec = read_metrics(d.root)[-1]
+    assert read_metrics(d.root)[0]["iteration"] == 0 and "eval_success" in read_metrics(d.root)[0]
     assert rec["pairs"] == 1  # two dense-reward rollouts of 4 steps never tie
     assert rec["dpo_loss"] == pytest.approx(np.log(2), abs=1e-6)  # the policy equals its reference at step 0
     assert rec["grad_norm"] > 0 and rec["eval_episodes"] == 1

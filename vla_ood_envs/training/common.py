@@ -56,7 +56,8 @@ class RLConfig:
         study: 8 x 20).
     max_grad_norm: global gradient-norm clip (study: 10).
     eval_every, eval_episodes: greedy evaluation on the training distribution every N iterations, on held-aside
-        seeds EVAL_SEED_BASE..; 0 disables.
+        seeds EVAL_SEED_BASE..; 0 disables. eval_at_start: also evaluate the starting policy (logged as
+        iteration 0).
     checkpoint_every, keep_checkpoints: checkpoint period (iterations) and how many to keep.
     vectorization: "auto" (batched on CUDA; worker processes for num_envs > 1 on CPU; an in-process env for
         num_envs = 1), "batched", "processes" or "single".
@@ -84,6 +85,7 @@ class RLConfig:
     max_grad_norm: float = 10.0
     eval_every: int = 10
     eval_episodes: int = 16
+    eval_at_start: bool = True
     checkpoint_every: int = 10
     keep_checkpoints: int = 2
     vectorization: str = "auto"
@@ -323,6 +325,12 @@ def greedy_evaluation(env, policy: LearnablePolicy, cfg: RLConfig, info: DistInf
     n = max(float(total[3]), 1.0)
     return {"eval_success": float(total[0]) / n, "eval_return": float(total[1]) / n,
             "eval_grasp": float(total[2]) / n, "eval_episodes": float(total[3])}
+
+
+def evaluate_start(run, env, policy: LearnablePolicy, cfg: RLConfig, info: DistInfo, start: int) -> None:
+    """Log the starting policy's greedy evaluation as iteration 0 (fresh runs with evaluation on)."""
+    if start == 0 and cfg.eval_every and cfg.eval_at_start:
+        run.log({"iteration": 0, "env_steps": 0, **greedy_evaluation(env, policy, cfg, info)})
 
 
 # ------------------------------------------------------------------ optimisation

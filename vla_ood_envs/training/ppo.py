@@ -87,6 +87,7 @@ def train(cfg: PPOConfig, policy: LearnablePolicy | None = None,
     own_env = env is None
     env = common.make_training_env(cfg, device) if own_env else env
     common.check_env_instance(env)
+    common.evaluate_start(run, env, policy, cfg, info, start)
     buffer = RolloutBuffer(cfg.episodes(), cfg.max_episode_steps, device)
     bar = tqdm(total=cfg.iterations, initial=start, desc="ppo", disable=not (cfg.progress and info.is_main))
     try:

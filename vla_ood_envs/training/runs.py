@@ -110,11 +110,13 @@ class Run:
 
     # -------------------------------------------------------------- metrics
     def start_logging(self, next_iteration: int, tensorboard: bool) -> None:
-        """Drop logged iterations >= next_iteration + 1 (played again after a resume); open TensorBoard."""
+        """Drop logged iterations after `next_iteration` completed ones (they are played again after a resume);
+        open TensorBoard."""
         if not self.info.is_main:
             return
         path = self.root / METRICS
-        kept = [r for r in read_metrics(path) if int(r.get("iteration", 0)) <= next_iteration]
+        # A fresh start (no checkpoint) drops everything, including a previous attempt's iteration-0 record.
+        kept = [r for r in read_metrics(path) if next_iteration > 0 and int(r.get("iteration", 0)) <= next_iteration]
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in kept))
         os.replace(tmp, path)
