@@ -86,7 +86,7 @@ def test_dpo_loss_hand_computed_and_its_gradient():
     # margin = (-10 + 11) - (-12 + 11) = 2; -log sigmoid(.5 * 2) = log(1 + e^-1).
     assert float(loss.detach()) == pytest.approx(math.log(1 + math.exp(-1)), abs=1e-12)
     loss.sum().backward()
-    g_w, g_l = dpo_loss_grad(pi_w.detach(), ref_w, pi_l.detach(), ref_l, beta=0.5)
+    g_w, g_l = dpo_loss_grad(*(x.detach() for x in (pi_w, ref_w, pi_l, ref_l)), beta=0.5)
     assert float(g_w) == pytest.approx(float(pi_w.grad)) and float(g_l) == pytest.approx(float(pi_l.grad))
     assert float(dpo_loss(pi_w, pi_w, pi_l, pi_l, beta=0.5)) == pytest.approx(math.log(2))
 
