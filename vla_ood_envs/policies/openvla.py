@@ -7,9 +7,9 @@ training-design.md "Lessons from the anchors"):
 - the study's prompt, `In: What action should the robot take to {instruction lowercased}?\\nOut:`, followed by the
   separator the model saw before its first action token in training (OpenVLA's `predict_action` appends Llama-2's
   29871 "▁"; here it is derived from the loaded tokenizer, see `separator_ids`), batched with the padding on the
-  left (after each row's <BOS>, where OpenVLA splices in its image patches) so the last position predicts the first
-  action token in every row, and with position ids counted over real tokens only: a row gets the same numbers in a
-  batch as alone;
+  left (for OpenVLA after each row's <BOS>, where it splices in its image patches) so the last position predicts
+  the first action token in every row, and with position ids counted over real tokens only: a row gets the same
+  numbers in a batch as alone;
 - action tokens sampled from the 256 action ids only (selected by id value, `ActionTokenizer.action_id_range`;
   OpenVLA's logits are 32064 wide), 7 of them one at a time over a KV cache, greedy or at a temperature;
 - `evaluate`: one teacher-forced forward pass over the prompt and the 7 given tokens, with gradients;
@@ -21,7 +21,8 @@ training-design.md "Lessons from the anchors"):
 
 Real OpenVLA checkpoints bring their own modelling code (`trust_remote_code`), which runs on OpenVLA's pinned stack:
 `pip install -e .[openvla]` (transformers 4.40.1, tokenizers 0.19.1, timm 0.9.10, peft 0.11.1). The tests drive the
-same code with a tiny `LlavaForConditionalGeneration` built on the spot.
+same code with a tiny `LlavaForConditionalGeneration` and a tiny checkpoint that brings its own OpenVLA-like code
+(patches spliced in after <BOS>, no position ids), both built on the spot.
 """
 
 from __future__ import annotations
@@ -371,9 +372,15 @@ class OpenVLAAdapter(LearnablePolicy):
         return "signed" if float(self.normalizer.min[spec.GRIPPER_INDEX]) < 0.0 else "zero_one"
 
     def _image_placeholder(self) -> str:
-        """Processors that splice image features in at a placeholder token (Llava) need it in the text; OpenVLA's
-        inserts its patches after <BOS> by itself and has none."""
+        """Models that splice image features in at a placeholder token (Llava: the processor's `image_token`, or
+        the config's image token id on older transformers) need it in the text; OpenVLA inserts its patches after
+        <BOS> by itself and has none."""
         tok = getattr(self.processor, "image_token", None)
+        if not isinstance(tok, str) or not tok:
+            cfg = self.hf.config
+            idx = getattr(cfg, "image_token_id", None)
+            idx = idx if idx is not None else getattr(cfg, "image_token_index", None)
+            tok = self.text_tokenizer.convert_ids_to_tokens(idx) if isinstance(idx, int) and idx >= 0 else None
         if isinstance(tok, str) and tok and tok in self.text_tokenizer.get_vocab():
             return tok
         return ""
@@ -424,9 +431,9 @@ class OpenVLAAdapter(LearnablePolicy):
 
     # ------------------------------------------------------------------ batching
     def _encode(self, images: Any, instructions: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Model inputs: input_ids and attention_mask (B, L), every row ending with the separator in the last column
-        and padded after its first token (`_first_token_first`), plus the processor's image tensors in the model's
-        dtype."""
+        """Model inputs: input_ids and attention_mask (B, L), every row ending with the separator in the last column,
+        plus the processor's image tensors in the model's dtype. Rows are padded on the left; for models without an
+        image placeholder in the text (OpenVLA), after their first token (`_first_token_first`)."""
         from PIL import Image
 
         x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(images))
@@ -447,7 +454,8 @@ class OpenVLAAdapter(LearnablePolicy):
             ids = torch.cat([ids, sep.expand(len(ids), k)], 1)
             mask = torch.cat([mask, (~has).long()[:, None].expand(-1, k)], 1)
             ids, mask = self._right_align(ids, mask)
-        ids, mask = self._first_token_first(ids, mask)
+        if not self.image_token:
+            ids, mask = self._first_token_first(ids, mask)
         out = {"input_ids": ids.to(self.device), "attention_mask": mask.to(self.device)}
         for key, v in enc.items():
             if key in out or not isinstance(v, torch.Tensor):
