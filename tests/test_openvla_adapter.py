@@ -505,3 +505,14 @@ def test_bf16_on_cuda(ckpt):
     greedy = p.act(imgs, INSTRUCTIONS, greedy=True).tokens
     p.temperature = 1e-6
     assert torch.equal(p.act(imgs, INSTRUCTIONS).tokens, greedy)
+
+
+def test_center_crop_keeps_the_central_area():
+    from vla_ood_envs.policies.openvla import _center_crop
+
+    img = torch.zeros((1, 40, 40, 3), dtype=torch.uint8)
+    img[:, 10:30, 10:30] = 255  # the central quarter of the area is white
+    out = _center_crop(img, 0.25)
+    assert out.shape == img.shape and out.dtype == torch.uint8
+    assert int(out[:, 2:-2, 2:-2].min()) == 255  # the crop is that quarter, resized back to 40x40
+    assert torch.equal(_center_crop(img, 1.0), img)
