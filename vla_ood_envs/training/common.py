@@ -230,6 +230,7 @@ def make_training_env(cfg: RLConfig, device: torch.device):
 def load_initial_policy(path: str) -> LearnablePolicy:
     """An SFT checkpoint folder through the policies' factory (`vla_ood_envs.policies.load_policy`), or the tiny
     VLA's `from_pretrained` where the factory is absent. Raises FileNotFoundError for a missing folder."""
+    import json
     from pathlib import Path
 
     if path is None:
@@ -242,6 +243,13 @@ def load_initial_policy(path: str) -> LearnablePolicy:
         load_policy = None
     if load_policy is not None:
         return load_policy(path)
+    # Without the factory: the checkpoint's config.json names its type.
+    kind = json.loads((Path(path) / "config.json").read_text()).get("policy_type") \
+        if (Path(path) / "config.json").exists() else None
+    if kind == "openvla_adapter":
+        from ..policies.openvla import OpenVLAAdapter
+
+        return OpenVLAAdapter.from_pretrained(path)
     from ..policies.tiny_vla import TinyVLA  # type: ignore[import-not-found]
 
     return TinyVLA.from_pretrained(path)
