@@ -107,7 +107,14 @@ def train(cfg: GRPOConfig, policy: LearnablePolicy | None = None,
 
             # ---- 3. update
             t_update = time.perf_counter()
-            stats = _grpo_update(policy, optimizer, buffer, advantages, keep, cfg, info)
+            signal = all_reduce(torch.tensor([float(bool((episode_adv[keep.cpu()] != 0).any()))]), info, op="max")
+            if float(signal[0]) == 0.0 and cfg.entropy_coef == 0.0:
+                # Every advantage is 0 on every rank: the gradient would be exactly 0, so skip the passes (and
+                # leave Adam's moments as they are).
+                stats = {"policy_loss": 0.0, "entropy": float(buffer.entropies[buffer.valid].mean()),
+                         "clip_fraction": 0.0, "approx_kl": 0.0, "grad_norm": 0.0, "optimizer_steps": 0}
+            else:
+                stats = _grpo_update(policy, optimizer, buffer, advantages, keep, cfg, info)
             update_time = time.perf_counter() - t_update
 
             # ---- 4. log, evaluate, checkpoint
