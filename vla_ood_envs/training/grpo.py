@@ -86,11 +86,11 @@ def train(cfg: GRPOConfig, policy: LearnablePolicy | None = None,
 
     own_env = env is None
     env = common.make_training_env(cfg, device) if own_env else env
-    common.check_env_instance(env)
-    common.evaluate_start(run, env, policy, cfg, info, start)
     buffer = RolloutBuffer(cfg.episodes(), cfg.max_episode_steps, device)
     bar = tqdm(total=cfg.iterations, initial=start, desc="grpo", disable=not (cfg.progress and info.is_main))
     try:
+        common.check_env_instance(env)
+        common.evaluate_start(run, env, policy, cfg, info, start)
         for iteration in range(start, cfg.iterations):
             # ---- 1. groups of rollouts from shared initial states
             seeds, groups = common.train_seeds(cfg, iteration, info, group_size=cfg.group_size)
