@@ -1,7 +1,7 @@
 """Learning curves of RL runs from their metrics.jsonl logs: success (sampled training episodes, and greedy
-evaluation on held-aside seeds) and return against env steps, one line per run.
+evaluation on held-aside seeds), grasp rate and return against env steps, one colour per run.
 
-    python benchmarks/rl_curves.py RUN_DIR [RUN_DIR ...] --out docs/rl_curves.png [--window 10] [--title ...]
+    python benchmarks/rl_curves.py RUN_DIR [RUN_DIR ...] --out docs/rl_curves.png [--window 40] [--title ...]
 
 Needs matplotlib (`pip install -e .[train]`). A run's label is its config.json "algo" (or the folder name).
 """
@@ -18,10 +18,12 @@ from vla_ood_envs.training.runs import read_metrics
 
 
 def _rolling(x: np.ndarray, w: np.ndarray, window: int) -> np.ndarray:
-    """Episode-weighted trailing mean over `window` iterations."""
+    """Trailing mean over the last `window` episodes: x holds per-iteration means of w episodes each (runs with
+    different episodes per iteration are smoothed alike)."""
     out = np.empty_like(x, dtype=float)
+    ends = np.cumsum(w)
     for i in range(len(x)):
-        lo = max(0, i - window + 1)
+        lo = int(np.searchsorted(ends, ends[i] - window, side="right"))
         out[i] = np.average(x[lo:i + 1], weights=w[lo:i + 1])
     return out
 
@@ -30,7 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+")
     parser.add_argument("--out", default="docs/rl_curves.png")
-    parser.add_argument("--window", type=int, default=10, help="iterations in the trailing mean of training curves")
+    parser.add_argument("--window", type=int, default=40, help="episodes in the trailing mean of training curves")
     parser.add_argument("--title", default=None)
     args = parser.parse_args()
     import matplotlib
@@ -39,7 +41,8 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for run in args.runs:
+    for k, run in enumerate(args.runs):
+        color = f"C{k}"
         root = Path(run)
         cfg = json.loads((root / "config.json").read_text()) if (root / "config.json").exists() else {}
         label = cfg.get("algo", root.name).upper()
@@ -50,15 +53,17 @@ def main() -> None:
             steps = np.array([r["env_steps"] for r in train], float)
             eps = np.array([r["episodes"] for r in train], float)
             for ax, key in ((axes[0], "success"), (axes[2], "return")):
-                ax.plot(steps, _rolling(np.array([r[key] for r in train], float), eps, args.window), label=label)
-            line = axes[1].plot(steps, _rolling(np.array([r["grasp"] for r in train], float), eps, args.window),
-                                label=f"{label} grasp (train)")
+                ax.plot(steps, _rolling(np.array([r[key] for r in train], float), eps, args.window), color=color,
+                        label=f"{label} (sampled, training)")
+            axes[1].plot(steps, _rolling(np.array([r["grasp"] for r in train], float), eps, args.window),
+                         color=color, label=f"{label} (sampled, training)")
         if evals:
-            axes[0].plot([r["env_steps"] for r in evals], [r["eval_success"] for r in evals], "o--",
-                         label=f"{label} greedy eval ({int(evals[0]['eval_episodes'])} ep.)")
-            axes[1].plot([r["env_steps"] for r in evals], [r["eval_grasp"] for r in evals], "o--",
-                         color=line[0].get_color() if train else None, label=f"{label} grasp (greedy eval)")
-    axes[0].set_title(f"success at the last step (train: {args.window}-iteration mean)")
+            n_eval = int(evals[0]["eval_episodes"])
+            axes[0].plot([r["env_steps"] for r in evals], [r["eval_success"] for r in evals], "o--", color=color,
+                         alpha=0.7, label=f"{label} greedy eval ({n_eval} held-aside ep.)")
+            axes[1].plot([r["env_steps"] for r in evals], [r["eval_grasp"] for r in evals], "o--", color=color,
+                         alpha=0.7, label=f"{label} greedy eval ({n_eval} ep.)")
+    axes[0].set_title(f"success at the last step (training: mean of the last {args.window} episodes)")
     axes[1].set_title("grasped at least once")
     axes[2].set_title("episode return (staged reward, max 1.2)")
     for ax in axes:
