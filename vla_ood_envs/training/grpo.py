@@ -120,7 +120,8 @@ def train(cfg: GRPOConfig, policy: LearnablePolicy | None = None,
             # ---- 4. log, evaluate, checkpoint
             done = iteration + 1
             kept = all_reduce(torch.tensor([float(keep.sum()), float(buffer.E)]), info)
-            record = {"iteration": done, "env_steps": env_steps, **common.episode_stats(buffer, info), **stats,
+            record = {"iteration": done, "env_steps": env_steps, "time": time.time(),
+                      **common.episode_stats(buffer, info), **stats,
                       "kept_episode_fraction": float(kept[0] / kept[1]),
                       "collect_time_s": timing["collect_time_s"], "update_time_s": update_time,
                       "env_steps_per_s": steps_now / max(timing["collect_time_s"], 1e-9)}

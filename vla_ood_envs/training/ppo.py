@@ -111,7 +111,8 @@ def train(cfg: PPOConfig, policy: LearnablePolicy | None = None,
 
             # ---- 4. log, evaluate, checkpoint
             done = iteration + 1
-            record = {"iteration": done, "env_steps": env_steps, **common.episode_stats(buffer, info), **stats,
+            record = {"iteration": done, "env_steps": env_steps, "time": time.time(),
+                      **common.episode_stats(buffer, info), **stats,
                       "collect_time_s": timing["collect_time_s"], "update_time_s": update_time,
                       "env_steps_per_s": steps_now / max(timing["collect_time_s"], 1e-9)}
             if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.iterations):
