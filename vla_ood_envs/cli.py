@@ -111,6 +111,31 @@ def _cmd_inspect(args) -> int:
     return 0
 
 
+def _cmd_eval(args) -> int:
+    from .evaluation.report import markdown_table, write_report
+    from .evaluation.suite import run_suite
+
+    from .evaluation.conditions import SWEEP_ALPHAS
+
+    sweep = SWEEP_ALPHAS if args.sweep == [] else args.sweep
+    if not args.report_only:
+        if not args.policy:
+            raise SystemExit("vla-ood eval: give --policy scripted|random|CHECKPOINT (or --report-only)")
+        for policy in args.policy:
+            path = run_suite(policy, task=args.task, episodes=args.episodes, seeds=args.seeds, out_dir=args.out,
+                             workers=args.workers, conditions=args.conditions, sweep=sweep,
+                             camera_size=args.size, temperature=args.temperature, max_steps=args.max_steps,
+                             backend="ray" if args.ray else "processes", ray_address=args.ray_address,
+                             strips=args.strips, env_kwargs=_robot_kwargs(args), device=args.device,
+                             label=args.label if len(args.policy) == 1 else None)
+            print(f"results: {path}")
+    summary = write_report(args.out, labels=args.compare or None, reference=args.reference)
+    print()
+    print(markdown_table(summary))
+    print(f"report: {Path(args.out) / 'report'} (table.md, table.csv, summary.json, figures)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vla-ood", description="Out-of-distribution VLA environments on ManiSkill3.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -168,6 +193,35 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="out/bench")
     b.add_argument("--docs", default=None, help="also write the table to this markdown file (docs/performance.md)")
     b.set_defaults(func=_cmd_bench)
+
+    ev = sub.add_parser("eval", help="evaluate a policy on every condition of a task (resumable), print the table")
+    ev.add_argument("--policy", action="append", default=[],
+                    help="scripted (the task's expert), random, or a checkpoint path; repeat to evaluate several")
+    ev.add_argument("--task", default="VLAPick", help="task family: VLAPick or VLAOpen")
+    ev.add_argument("--episodes", type=int, default=16, help="episodes per seed and condition")
+    ev.add_argument("--seeds", type=int, default=3, help="seeds per condition (the study: 3 x 64 episodes)")
+    ev.add_argument("--workers", type=int, default=1)
+    ev.add_argument("--out", default="out/eval", help="one folder per policy inside; rerun to resume")
+    ev.add_argument("--conditions", nargs="+", default=None,
+                    help="only these conditions (env IDs, short names like UnseenTable, or display names)")
+    ev.add_argument("--sweep", nargs="*", type=float, default=None, metavar="ALPHA",
+                    help="also the dynamic texture/noise conditions at these alphas (no value: 0.1 0.2 0.4 0.6 0.8)")
+    ev.add_argument("--size", type=int, default=None,
+                    help="camera side in pixels (default: the policy's trained image size, else 224)")
+    ev.add_argument("--temperature", type=float, default=None,
+                    help="sample learnable policies at this temperature (the study: 0.6); default greedy")
+    ev.add_argument("--max-steps", type=int, default=None, help="fewer steps than the task's 80 (smoke tests only)")
+    ev.add_argument("--strips", type=int, default=2, help="episodes per condition whose frames are saved")
+    ev.add_argument("--label", default=None, help="the policy's name in the table (one --policy only)")
+    ev.add_argument("--device", default=None, help="where a learnable policy runs (cpu, cuda)")
+    ev.add_argument("--robot", default=None, help="robot_uids: panda_vla (default) or widowx250s_vla")
+    ev.add_argument("--ray", action="store_true", help="run the workers as Ray actors (local Ray on 127.0.0.1)")
+    ev.add_argument("--ray-address", default=None, help="with --ray: join this Ray cluster instead (e.g. auto)")
+    ev.add_argument("--compare", nargs="+", default=None, metavar="LABEL",
+                    help="the policies (folder labels in --out) the table shows (default: all)")
+    ev.add_argument("--reference", default=None, help="the policy others are compared with (default: the first)")
+    ev.add_argument("--report-only", action="store_true", help="rebuild the report from --out without running")
+    ev.set_defaults(func=_cmd_eval)
 
     a = sub.add_parser("assets", help="picture sheet of every asset (optionally regenerate the shipped assets)")
     a.add_argument("--sheet", default="out/assets.png")
