@@ -168,8 +168,7 @@ def _run_job(job: Job) -> dict:
         "key": job.key, "condition": job.condition.key, "env_id": job.condition.env_id, "axis": job.condition.axis,
         "display_name": job.condition.display_name, "severity": job.condition.severity,
         "sweep": job.condition.sweep, "seed_index": job.seed_index, "episode_index": job.episode_index,
-        "seed": job.seed, "policy": wcfg.label, "policy_name": getattr(policy, "name", type(policy).__name__),
-        "checkpoint_sha256": wcfg.sha256,
+        "seed": job.seed, "policy": wcfg.label, "checkpoint_sha256": wcfg.sha256,
     }
     try:
         _seed_everything(job.seed)
@@ -178,9 +177,16 @@ def _run_job(job: Job) -> dict:
     except Exception as exc:  # noqa: BLE001 - reported as an abandoned episode, never dropped
         # The env may be left mid-episode; the next job rebuilds it.
         _WORKER["env_key"] = None
-        return {"record": {**base, "status": "abandoned", "error": f"{type(exc).__name__}: {exc}",
-                           "traceback": traceback.format_exc(limit=6)}, "frames": None, "steps": None}
-    return {"record": {**base, "status": "done", **episode_summary(traj)}, **_strip(traj, job.strip)}
+        return {"record": {**base, "policy_name": _policy_name(policy), "status": "abandoned",
+                           "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=6)},
+                "frames": None, "steps": None}
+    # The name is read after the episode: a scripted policy names itself after the task at its first reset.
+    return {"record": {**base, "policy_name": _policy_name(policy), "status": "done", **episode_summary(traj)},
+            **_strip(traj, job.strip)}
+
+
+def _policy_name(policy: Any) -> str:
+    return str(getattr(policy, "name", type(policy).__name__))
 
 
 def episode_summary(traj: Any) -> dict:
