@@ -206,3 +206,7 @@ def test_cli_eval_prints_the_table(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| axis | condition | random |" in out and "| - | IND |" in out
     assert (tmp_path / "report" / "table.csv").is_file()
+    assert main(["eval", "--policy", "random", "--conditions", "Sky", "--out", str(tmp_path)]) == 1
+    assert "error: no VLAPick condition 'Sky'" in capsys.readouterr().err
+    assert main(["eval", "--report-only", "--out", str(tmp_path / "empty")]) == 1
+    assert "no evaluation runs in" in capsys.readouterr().err

@@ -112,6 +112,19 @@ def _cmd_inspect(args) -> int:
 
 
 def _cmd_eval(args) -> int:
+    from .evaluation.conditions import ConditionError
+    from .evaluation.policy_spec import PolicySpecError
+    from .evaluation.report import ReportError
+    from .evaluation.suite import EvaluationError
+
+    try:
+        return _run_eval(args)
+    except (ConditionError, PolicySpecError, ReportError, EvaluationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run_eval(args) -> int:
     from .evaluation.report import markdown_table, write_report
     from .evaluation.suite import run_suite
 
@@ -120,7 +133,8 @@ def _cmd_eval(args) -> int:
     sweep = SWEEP_ALPHAS if args.sweep == [] else args.sweep
     if not args.report_only:
         if not args.policy:
-            raise SystemExit("vla-ood eval: give --policy scripted|random|CHECKPOINT (or --report-only)")
+            print("error: give --policy scripted|random|CHECKPOINT (or --report-only)", file=sys.stderr)
+            return 2
         for policy in args.policy:
             path = run_suite(policy, task=args.task, episodes=args.episodes, seeds=args.seeds, out_dir=args.out,
                              workers=args.workers, conditions=args.conditions, sweep=sweep,

@@ -22,6 +22,10 @@ SWEEP_ALPHAS = (0.1, 0.2, 0.4, 0.6, 0.8)
 SWEEP_WRAPPERS = ("DynamicTexture", "DynamicNoise")
 
 
+class ConditionError(ValueError):
+    """An unknown task or condition name, or a sweep value out of range."""
+
+
 @dataclass(frozen=True)
 class Condition:
     """One column of work: a registered env ID, optionally with some of its wrappers' arguments replaced.
@@ -54,7 +58,7 @@ def declared_conditions(task: str) -> list[Condition]:
     from ..registry import DECLARATIONS, TASKS
 
     if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+        raise ConditionError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
     return [Condition(d.env_id, d.env_id, d.task, d.axis, d.display_name) for d in DECLARATIONS if d.task == task]
 
 
@@ -72,7 +76,7 @@ def sweep_conditions(task: str, alphas: Sequence[float] = SWEEP_ALPHAS) -> list[
         for a in alphas:
             a = float(a)
             if not 0.0 < a <= 1.0:
-                raise ValueError(f"sweep alphas must be in (0, 1], got {a}")
+                raise ConditionError(f"sweep alphas must be in (0, 1], got {a}")
             out.append(Condition(f"{task}-{wrapper}@alpha={a:g}", base.env_id, task, base.axis,
                                  f"{wrapper} alpha {a:g}", {wrapper: {"alpha": a}}, severity=a, sweep=wrapper))
     return out
@@ -82,7 +86,7 @@ def select_conditions(task: str, names: Sequence[str] | None = None, sweep: Sequ
                       ) -> list[Condition]:
     """The conditions of a run: all declared ones of `task` (names None) or those named (env ID, the ID without
     the task prefix and version, or the display name, case-insensitive), plus sweep conditions when `sweep` gives
-    alphas. Raises ValueError naming an unknown condition and listing the known ones."""
+    alphas. Raises ConditionError naming an unknown condition and listing the known ones."""
     declared = declared_conditions(task)
     if names:
         chosen = []
@@ -90,7 +94,8 @@ def select_conditions(task: str, names: Sequence[str] | None = None, sweep: Sequ
             match = [c for c in declared if _matches(c, name)]
             if not match:
                 known = ", ".join(_short(c) for c in declared)
-                raise ValueError(f"no {task} condition {name!r}; conditions: {known} (or their full env IDs)")
+                raise ConditionError(f"no {task} condition {name!r}; conditions: {known} (or their full env "
+                                     f"IDs)")
             chosen.extend(c for c in match if c not in chosen)
     else:
         chosen = list(declared)
