@@ -130,7 +130,7 @@ def summarize(runs: Sequence[Run], reference: str | None = None, n_boot: int = N
                        [r["seed_index"] for r in done[label][k].values()]) for k in members}
             mean, (lo, hi) = axis_mean(per, n_boot=n_boot)
             axes[label][axis] = {"mean": mean, "bootstrap": [lo, hi], "degradation": degradation_ratio(mean, ind),
-                                 "conditions": members}
+                                 "conditions": members, "with_data": [k for k in members if per[k][0]]}
     differences: dict[str, dict[str, dict]] = {}
     for label in labels:
         if label == ref:
@@ -225,10 +225,17 @@ def markdown_table(summary: dict) -> str:
             for x in labels:
                 a = summary["axes"][x].get(axis)
                 cells.append("" if not a else f"**{_f(a['mean'])}** [{_f(a['bootstrap'][0], 2)}, "
-                                              f"{_f(a['bootstrap'][1], 2)}] (vs IND {_pct(a['degradation'])})")
+                                              f"{_f(a['bootstrap'][1], 2)}] (vs IND {_pct(a['degradation'])})"
+                                              + _partial(a))
             cells += [_axis_diff(summary, x, axis) for x in others]
             lines.append(f"| {AXIS_TITLES[axis]} | **{AXIS_TITLES[axis]} mean** | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _partial(a: dict) -> str:
+    """A note when an axis mean leaves out conditions that have no episodes yet."""
+    have, of = len(a.get("with_data", a["conditions"])), len(a["conditions"])
+    return "" if have == of else f" (over {have} of {of} conditions)"
 
 
 def _axis_diff(summary: dict, label: str, axis: str) -> str:
