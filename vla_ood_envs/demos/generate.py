@@ -21,13 +21,10 @@ import numpy as np
 
 from .store import INDEX, DatasetError, Episode, episode_path, statistics, write_episode, write_json_atomic, \
     read_episode
+from ..errors import SplitError  # noqa: F401 (kept importable from here)
 
 SETTINGS = "settings.json"
 FAILED = "failed.jsonl"
-
-
-class SplitError(ValueError):
-    """Demonstrations were asked for from held-out (test) pools."""
 
 
 @dataclass

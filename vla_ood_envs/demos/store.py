@@ -28,12 +28,10 @@ from typing import Iterator
 import h5py
 import numpy as np
 
+from ..errors import DatasetError  # noqa: F401 (kept importable from here)
+
 INDEX = "dataset.json"
 FORMAT_VERSION = 1
-
-
-class DatasetError(RuntimeError):
-    """A dataset folder or episode file is missing, incomplete or unreadable."""
 
 
 @dataclass
