@@ -6,9 +6,9 @@ of `VLAOodError`) are importable from here.
 """
 
 from .errors import (
-    ActionError, CatalogError, CompatLayerError, ConfigError, DatasetError, EnvClosedError, OutputExistsError,
-    PerturbationError, PoolError, RenderDeviceError, RobotError, SplitError, VLAOodError, VulkanProbeError,
-    WorkerError,
+    ActionError, CatalogError, CompatLayerError, ConfigError, DatasetError, EnvClosedError, MissingExtraError,
+    OutputExistsError, PerturbationError, PoolError, RenderDeviceError, RobotError, SplitError, VLAOodError,
+    VulkanProbeError, WorkerError,
 )
 from .registry import DECLARATIONS, register_all
 
@@ -19,6 +19,6 @@ register_all()
 __all__ = [
     "DECLARATIONS", "register_all", "__version__",
     "ActionError", "CatalogError", "CompatLayerError", "ConfigError", "DatasetError", "EnvClosedError",
-    "OutputExistsError", "PerturbationError", "PoolError", "RenderDeviceError", "RobotError", "SplitError",
-    "VLAOodError", "VulkanProbeError", "WorkerError",
+    "MissingExtraError", "OutputExistsError", "PerturbationError", "PoolError", "RenderDeviceError", "RobotError",
+    "SplitError", "VLAOodError", "VulkanProbeError", "WorkerError",
 ]

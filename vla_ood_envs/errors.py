@@ -62,6 +62,10 @@ class OutputExistsError(DatasetError, FileExistsError):
     """An export's output folder exists already (pass overwrite=True, or `--overwrite` on the command line)."""
 
 
+class MissingExtraError(VLAOodError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
 class SplitError(VLAOodError, ValueError):
     """Demonstrations were asked for from held-out (test) pools."""
 
@@ -72,6 +76,6 @@ class WorkerError(VLAOodError, RuntimeError):
 
 __all__ = [
     "ActionError", "CatalogError", "CompatLayerError", "ConfigError", "DatasetError", "EnvClosedError",
-    "OutputExistsError", "PerturbationError", "PoolError", "RenderDeviceError", "RobotError", "SplitError",
+    "MissingExtraError", "OutputExistsError", "PerturbationError", "PoolError", "RenderDeviceError", "RobotError", "SplitError",
     "VLAOodError", "VulkanProbeError", "WorkerError",
 ]
