@@ -67,12 +67,12 @@ IMAGE_SIDE = _int_at_least(1, CAMERA_MAX_SIDE)
 
 
 def _cmd_render(args) -> int:
+    if not args.all:
+        _check_env_id(args.env)
     from .pictures import episode_sheet, episode_strip, overview_sheet
     from .registry import DECLARATIONS, TASKS, declaration
     from .tasks.robots import find_robot
 
-    if not args.all:
-        _check_env_id(args.env)
     kwargs = _robot_kwargs(args)
     spec = find_robot(args.robot) if args.robot else None
     # With --all, the tasks the chosen robot plays (the WidowX plays VLAPick only).
@@ -184,10 +184,16 @@ def _cmd_inspect(args) -> int:
 ROBOT_HELP = "robot_uids: panda_vla (the default robot) or widowx250s_vla"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (the usage is one --help away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
-    p = argparse.ArgumentParser(prog="vla-ood", description="Out-of-distribution VLA environments on ManiSkill3.",
-                                **fmt)
+    p = _Parser(prog="vla-ood", description="Out-of-distribution VLA environments on ManiSkill3.", **fmt)
     p.add_argument("--debug", action="store_true", help="show the full traceback of any error")
     sub = p.add_subparsers(dest="command", required=True)
 
