@@ -188,3 +188,18 @@ def test_a_dead_worker_ends_with_one_line_and_the_resume_command(tmp_path):
 
 def test_worker_error_is_a_package_error():
     assert issubclass(WorkerError, RuntimeError)
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    (dict(episodes=0), r"episodes=0 is out of range; episodes must be a positive integer"),
+    (dict(workers=0), r"workers=0 is out of range"),
+    (dict(image_height=0), r"image_height=0 is out of range; .* from 1 to 16384"),
+    (dict(seed=-1), r"seed=-1: seed must be an integer >= 0"),
+    (dict(backend="threads"), r"backend='threads' is not supported; .*'processes', 'ray'"),
+])
+def test_bad_generation_settings_are_refused_before_anything_starts(tmp_path, no_workers, kwargs, pattern):
+    from vla_ood_envs import ConfigError
+
+    with pytest.raises(ConfigError, match=pattern):
+        generate(_cfg(tmp_path / "ds", **kwargs), progress=False)
+    assert not (tmp_path / "ds").exists()

@@ -2,9 +2,10 @@
 
 Seeds are tried in order from `seed`; the dataset is the first `episodes` seeds whose expert rollout succeeds.
 Every finished episode is written atomically as soon as it is done and failed seeds are logged, so an interrupted
-run loses at most the episodes in flight, and re-running the same command resumes it. Workers hold one env each:
-spawned processes on one machine (backend "processes"), or Ray actors (backend "ray") on a local Ray started on
-127.0.0.1 or on an existing cluster (`ray_address`; `out` must then be storage every node can write).
+run loses at most the episodes in flight, and re-running the same command resumes it. No episode file is ever
+deleted, and the arguments, folder, settings and free space are checked before a worker starts. Workers hold one
+env each: spawned processes on one machine (backend "processes"), or Ray actors (backend "ray") on a local Ray
+started on 127.0.0.1 or on an existing cluster (`ray_address`; `out` must then be storage every node can write).
 Training pools only: an env or pools that reach into held-out factors are refused.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import numbers
 import os
 import shutil
 import signal
@@ -225,7 +227,7 @@ def _check_config(cfg: GenerateConfig) -> None:
     positive_int("image_width", cfg.image_width, CAMERA_MAX_SIDE)
     for name in ("seed", "stop_after_success"):
         value = getattr(cfg, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
             raise ConfigError(f"{name}={value!r}: {name} must be an integer >= 0")
     choice("backend", cfg.backend, ("processes", "ray"))
 
