@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from vla_ood_envs import DatasetError, WorkerError
+from vla_ood_envs import DatasetError
 from vla_ood_envs.cli import main
 from vla_ood_envs.demos import DemoDataset, GenerateConfig, generate
 from vla_ood_envs.demos.store import episode_path
@@ -184,10 +184,6 @@ def test_a_dead_worker_ends_with_one_line_and_the_resume_command(tmp_path):
     last = text.strip().splitlines()[-1]
     assert last.startswith("error: a worker process died (") and "finished episode" in last
     assert last.endswith("; resume with: vla-ood generate " + " ".join(args))
-
-
-def test_worker_error_is_a_package_error():
-    assert issubclass(WorkerError, RuntimeError)
 
 
 @pytest.mark.parametrize("kwargs, pattern", [
