@@ -73,44 +73,31 @@ def _worker_init(cfg: GenerateConfig) -> None:
     import gymnasium as gym
 
     import vla_ood_envs  # noqa: F401
-    from ..experts import expert_for
+    from ..policies.base import ScriptedPolicy
     from ..render.device import env_worker_defaults
 
     env_worker_defaults()
     env = gym.make(cfg.env_id, camera_height=cfg.image_height, camera_width=cfg.image_width, include_proprio=True,
                    **cfg.env_kwargs)
     _check_split(env)
-    _WORKER.update(env=env, expert=expert_for(env), cfg=cfg)
+    _WORKER.update(env=env, policy=ScriptedPolicy(), cfg=cfg)
 
 
 def _rollout(seed: int) -> tuple[int, bool, int]:
-    env, expert, cfg = _WORKER["env"], _WORKER["expert"], _WORKER["cfg"]
+    from ..rollout import collect
+
+    env, policy, cfg = _WORKER["env"], _WORKER["policy"], _WORKER["cfg"]
     # Rebuild the scene for every episode (about 0.3 s): PhysX carries float-level state from one episode to the
     # next in the same scene, so without it a seed's trajectory would depend on which seeds this worker ran before,
     # and a resumed or differently parallelised run would not reproduce the dataset bit for bit.
-    obs, info = env.reset(seed=seed, options={"reconfigure": True})
-    expert.reset(env)
-    images, proprio, actions, rewards, success = [], [], [], [], []
-    streak = 0
-    for _ in range(env.unwrapped.max_episode_steps):
-        action = expert.act(env)[0].cpu().numpy().astype(np.float32)
-        images.append(obs["image"])
-        proprio.append(obs["proprio"])
-        actions.append(action)
-        obs, reward, terminated, truncated, info = env.step(action)
-        rewards.append(reward)
-        success.append(bool(info["success"]))
-        streak = streak + 1 if success[-1] else 0
-        if terminated or truncated or (cfg.stop_after_success and streak >= cfg.stop_after_success):
-            break
-    ok = success[-1]
-    if ok:
+    traj = collect(env, policy, [seed], options={"reconfigure": True}, stop_after_success=cfg.stop_after_success)[0]
+    if traj.success:
         write_episode(Path(cfg.out), Episode(
-            seed=seed, env_id=cfg.env_id, instruction=obs["instruction"], manifest=info["manifest"],
-            images=np.stack(images), proprio=np.stack(proprio), actions=np.stack(actions),
-            rewards=np.asarray(rewards), success=np.asarray(success),
+            seed=seed, env_id=cfg.env_id, instruction=traj.instruction, manifest=traj.manifest,
+            images=traj.images, proprio=traj.proprio, actions=traj.actions, rewards=traj.rewards,
+            success=traj.flags["success"],
         ))
-    return seed, ok, len(actions)
+    return seed, traj.success, len(traj)
 
 
 class _RayWorker:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 
 def expert_for(env):
     """The scripted expert of the task under `env` (a fresh instance; call its reset(env) after each env reset)."""
@@ -20,17 +18,13 @@ def expert_for(env):
 
 
 def run_expert_episode(env, seed: int, expert=None, options: dict | None = None, max_steps: int | None = None) -> dict:
-    """Roll out the task's scripted expert in a single (num_envs=1) env from `seed`; returns success at the last
-    step, the actions, the last info and the expert's last phase."""
-    expert = expert or expert_for(env)
-    obs, info = env.reset(seed=seed, options=options)
-    expert.reset(env)
-    actions = []
-    for _ in range(max_steps or env.unwrapped.max_episode_steps):
-        action = expert.act(env)[0].cpu().numpy()
-        actions.append(action)
-        obs, reward, terminated, truncated, info = env.step(action)
-        if terminated or truncated:
-            break
-    return {"success": bool(info["success"]), "actions": np.asarray(actions), "info": info,
-            "phase": expert.phase_names()[0]}
+    """Roll out the task's scripted expert in a single (num_envs=1) env from `seed` (through the package's one
+    rollout loop, `vla_ood_envs.rollout`); returns success at the last step, the actions (T, 7) float32, the last
+    info and the expert's last phase."""
+    from ..policies.base import ScriptedPolicy
+    from ..rollout import collect
+
+    policy = ScriptedPolicy(expert or expert_for(env))
+    traj = collect(env, policy, [seed], options=options, max_steps=max_steps, record_images=False)[0]
+    return {"success": traj.success, "actions": traj.actions, "info": traj.final_info,
+            "phase": policy.phase_names()[0]}
