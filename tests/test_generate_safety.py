@@ -199,3 +199,27 @@ def test_bad_generation_settings_are_refused_before_anything_starts(tmp_path, no
     with pytest.raises(ConfigError, match=pattern):
         generate(_cfg(tmp_path / "ds", **kwargs), progress=False)
     assert not (tmp_path / "ds").exists()
+
+
+def test_the_same_episode_always_gives_the_same_file(tmp_path):
+    """No timestamps, deterministic compression: bytes depend on the episode only."""
+    import h5py
+    import numpy as np
+
+    from vla_ood_envs.demos.store import Episode, write_episode
+
+    rng = np.random.default_rng(0)
+    frames = np.repeat(rng.integers(0, 255, (12, 16, 16, 3), dtype=np.uint8), 2, axis=1)  # compressible
+    ep = Episode(seed=3, env_id="VLAPick-v0", instruction="put apple on plate", manifest={"object": "apple"},
+                 images=frames, proprio=np.zeros((12, 8), np.float32), actions=np.zeros((12, 7), np.float32),
+                 rewards=np.zeros(12, np.float32), success=np.zeros(12, bool))
+    files = []
+    for k in range(4):
+        path = write_episode(tmp_path / str(k), ep)
+        files.append(path.read_bytes())
+        time.sleep(0.3 if k == 0 else 0)
+    assert all(f == files[0] for f in files)
+    with h5py.File(path) as f:
+        assert f["observation/image"].compression == "gzip"
+        for name in ["", "observation", "observation/image", "action"]:
+            assert h5py.h5o.get_info(f[name].id if name else f.id).ctime == 0, name

@@ -11,6 +11,7 @@ Training pools only: an env or pools that reach into held-out factors are refuse
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing as mp
 import numbers
@@ -112,9 +113,22 @@ class _RayWorker:
 
 def _process_worker_init(cfg: GenerateConfig) -> None:
     """A pool process: Ctrl-C is the driver's to handle (it stops the workers), so the worker ignores SIGINT
-    instead of printing its own KeyboardInterrupt traceback."""
+    instead of printing its own KeyboardInterrupt traceback (it was started with SIGINT blocked, see
+    _sigint_blocked, which covers the imports before this runs)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker_init(cfg)
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+    """Block SIGINT while worker processes are started: they inherit the blocked mask, so a Ctrl-C (sent to the
+    whole process group) during their start-up never reaches them, while the driver gets it as soon as the block
+    ends. multiprocessing starts its resource tracker the same way."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class _Runner:
@@ -155,7 +169,8 @@ class _Runner:
             except RayActorError as exc:
                 raise WorkerError(f"a Ray worker died: {str(exc).splitlines()[0]}") from None
         elif self.pool is not None:
-            futures = [self.pool.submit(_rollout, seed) for seed in seeds]
+            with _sigint_blocked():  # submit() starts the worker processes
+                futures = [self.pool.submit(_rollout, seed) for seed in seeds]
             try:
                 for future in as_completed(futures):
                     yield future.result()
@@ -198,9 +213,9 @@ def _check_split_before_start(cfg: GenerateConfig) -> None:
         raise SplitError(f"refusing to generate demonstrations from held-out pools: {pools.held_out()}")
 
 
-# The free-space check's estimate of an episode file before any exists: lzf keeps 0.3-0.45 of the raw frames at
-# 224x224 (1.5-2.5 MB for 35-38 steps) and up to 0.75 at 32x32, measured on this project's datasets; a rollout that
-# stops 6 steps after its success is 30-45 steps long.
+# The free-space check's estimate of an episode file before any exists: gzip level 1 keeps 0.2-0.3 of the raw
+# frames at 224x224 (1.0-1.8 MB for 35-38 steps) and 0.4-0.5 at 32x32, measured on this project's datasets (the
+# estimate takes the upper end); a rollout that stops 6 steps after its success is 30-45 steps long.
 COMPRESSED_FRACTION = 0.5
 TYPICAL_STEPS = 40
 

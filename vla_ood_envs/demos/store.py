@@ -56,10 +56,10 @@ def episode_path(root: Path, seed: int) -> Path:
 
 
 def _create_file(path: Path) -> h5py.File:
-    """A new HDF5 file whose bytes depend only on what is written: no object timestamps (HDF5 records creation
-    and modification times in object headers unless told not to, and h5py before 3.16 left that on for the root
-    group and intermediate groups) and a fixed range of format versions (the library's newest is the default
-    upper bound), so the same episode gives the same file whatever the library version, worker or time."""
+    """A new HDF5 file whose bytes depend only on what is written (with deterministic compression, see
+    write_episode): no object timestamps (HDF5 records creation and modification times in object headers unless
+    told not to) and a fixed range of format versions (the library's newest is the default upper bound), so the
+    same episode gives the same file whatever the worker, the time or the order of the run."""
     fcpl = h5py.h5p.create(h5py.h5p.FILE_CREATE)
     fcpl.set_obj_track_times(False)  # the root group
     fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
@@ -86,8 +86,11 @@ def write_episode(root: Path, ep: Episode) -> Path:
         f.attrs["instruction"] = ep.instruction
         f.attrs["manifest"] = json.dumps(ep.manifest)
         observation = _create_group(f, "observation")
-        observation.create_dataset("image", data=ep.images, compression="lzf", chunks=(1, *ep.images.shape[1:]),
-                                   track_times=False)
+        # gzip level 1, not lzf: h5py's lzf leaves its hash table uninitialised, so the same frames can compress to
+        # different bytes from one run to the next (valid, but the files' checksums differ). gzip 1 is deterministic,
+        # as fast here and 30% smaller (224x224: 1.8 MB instead of 2.5 MB for 38 frames).
+        observation.create_dataset("image", data=ep.images, compression="gzip", compression_opts=1,
+                                   chunks=(1, *ep.images.shape[1:]), track_times=False)
         observation.create_dataset("proprio", data=ep.proprio.astype(np.float32), track_times=False)
         f.create_dataset("action", data=ep.actions.astype(np.float32), track_times=False)
         f.create_dataset("reward", data=ep.rewards.astype(np.float32), track_times=False)
