@@ -23,14 +23,11 @@ from importlib import resources
 
 from . import compat
 from .vulkan_probe import VulkanDevice, VulkanProbeError, list_devices
+from ..errors import RenderDeviceError  # noqa: F401 (kept importable from here)
 
 ENV_VAR = "VLA_OOD_RENDER_BACKEND"
 TORCH_THREADS_VAR = "VLA_OOD_TORCH_THREADS"
 MIN_MESA_FOR_SAPIEN = (24, 3)
-
-
-class RenderDeviceError(RuntimeError):
-    """No device can render the scene; the message says what is missing and how to fix it."""
 
 
 @dataclass(frozen=True)

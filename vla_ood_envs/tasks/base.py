@@ -23,14 +23,11 @@ from mani_skill.utils.structs.pose import Pose
 from mani_skill.utils.structs.types import SimConfig
 
 from ..catalog import Catalog, default_catalog
-from . import robots, scene as scene_lib
+from . import arguments, robots, scene as scene_lib
+from ..errors import ActionError, EnvClosedError
 
 PARK_ORIGIN = (2.5, -2.0)  # behind the camera, on the floor
 PARK_PITCH = 0.35
-
-
-class ActionError(ValueError):
-    """An action of the wrong shape, with NaN/inf, or out of bounds."""
 
 
 def yaw_quat(yaw: torch.Tensor) -> torch.Tensor:
@@ -69,8 +66,10 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
     ):
         # Checked before ManiSkill loads the agent: ManiSkill prompts on stdin and exits when assets are missing.
         self.robot_spec = robots.robot_spec(robot_uids, self.TASK_NAME)
-        if action_out_of_bounds not in ("error", "clip"):
-            raise ValueError("action_out_of_bounds must be 'error' or 'clip'")
+        camera_width, camera_height = arguments.camera_size(camera_width, camera_height, kwargs.get("num_envs", 1),
+                                                            kwargs.get("obs_mode"))
+        arguments.choice("action_out_of_bounds", action_out_of_bounds, ("error", "clip"))
+        arguments.choice("reward_mode", reward_mode, self.SUPPORTED_REWARD_MODES)
         self.catalog = catalog or default_catalog()
         self._setup_assets()
         self.pools = pools or self._default_pools()
@@ -178,6 +177,7 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
 
     # ------------------------------------------------------------------ episodes
     def reset(self, seed=None, options=None):
+        self._check_open("reset")
         options = dict(options or {})
         factors = options.pop("factors", None)
         if factors is not None:
@@ -323,14 +323,31 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
         return info["success"].float()
 
     # ------------------------------------------------------------------ stepping
+    ACTION_LAYOUT = "[dx, dy, dz (m), droll, dpitch, dyaw (rad), gripper (+1 open, -1 close)]"
+
     def _validate_action(self, action):
-        if action is None or isinstance(action, dict):
-            return action
-        a = torch.as_tensor(np.asarray(action) if not isinstance(action, torch.Tensor) else action,
-                            dtype=torch.float32, device=self.device)
+        if action is None or isinstance(action, (dict, str, bytes)):
+            # ManiSkill would take None as "no action" and a dict as a multi-agent action; neither means anything
+            # for these single-robot tasks, so both are refused like any other malformed action.
+            raise ActionError(f"action must be 7 numbers {self.ACTION_LAYOUT}, a numpy array or torch tensor of "
+                              f"shape (7,) or ({self.num_envs}, 7); got {type(action).__name__} {action!r:.80}")
+        if isinstance(action, torch.Tensor):
+            numeric = action.dtype != torch.bool and not action.is_complex()
+            raw = action
+        else:
+            try:
+                raw = np.asarray(action)
+            except ValueError as exc:  # ragged nested sequences
+                raise ActionError(f"action must be 7 numbers {self.ACTION_LAYOUT}; got {action!r:.80} ({exc})") \
+                    from None
+            numeric = raw.dtype.kind in "iuf"
+        if not numeric:
+            raise ActionError(f"action must hold real numbers (a float or int dtype), got dtype {raw.dtype}: "
+                              f"7 numbers {self.ACTION_LAYOUT}")
+        a = torch.as_tensor(raw, dtype=torch.float32, device=self.device)
         if a.shape not in ((7,), (self.num_envs, 7)):
-            raise ActionError(f"action must have shape (7,) or ({self.num_envs}, 7): [dx, dy, dz (m), droll, dpitch, "
-                              f"dyaw (rad), gripper (+1 open, -1 close)]; got shape {tuple(a.shape)}")
+            raise ActionError(f"action must have shape (7,) or ({self.num_envs}, 7): {self.ACTION_LAYOUT}; got shape "
+                              f"{tuple(a.shape)}")
         if not torch.isfinite(a).all():
             raise ActionError(f"action contains NaN or inf: {a.tolist()}")
         if getattr(self, "_action_bounds", None) is None:  # built once: this runs every step
@@ -347,7 +364,17 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
             a = torch.clamp(a, low, high)
         return a
 
+    def _check_open(self, call: str) -> None:
+        if getattr(self, "_closed", False):
+            raise EnvClosedError(f"{call}() on a closed env: close() released its scene; make a new env with "
+                                 f"gymnasium.make(...)")
+
+    def close(self):
+        self._closed = True
+        super().close()
+
     def step(self, action):
+        self._check_open("step")
         obs, reward, _, _, info = super().step(self._validate_action(action))
         elapsed = self.elapsed_steps.to(self.device)
         truncated = elapsed >= self.max_episode_steps
