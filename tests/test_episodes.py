@@ -112,8 +112,9 @@ def test_unknown_reset_options_are_refused_with_the_known_ones(env):
     (dict(receptacle_xy=(0.0, 0.8)), "off the table"),
     (dict(object_xy=(-0.5, 0.0)), "robot's base"),
     (dict(object_xy=(0.075, -0.075)), "apart"),  # on the receptacle's cell
-    (dict(distractor_objects=(Placement("apple", (-0.045, 0.045)),)), "another item"),
-    (dict(reposition_xy=(0.075, -0.075)), "onto another item"),
+    (dict(distractor_objects=(Placement("apple", (-0.045, 0.045)),)), "puts the distractor object 'apple' on the object"),
+    (dict(distractor_receptacles=(Placement("saucer", (0.045, -0.075)),)), "on the receptacle"),
+    (dict(reposition_xy=(0.075, -0.075)), "onto the receptacle"),
 ])
 def test_explicit_placements_follow_the_placement_rules(env, changes, message):
     m = env.reset(seed=4)[1]["manifest"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .catalog import Catalog, default_catalog
+from .errors import PoolError  # noqa: F401 (kept importable from here)
 
 # The study's placement grid: 6x6 cells at 3 cm pitch spanning a 15x15 cm square around the workspace centre.
 GRID_PITCH = 0.03
@@ -74,10 +75,6 @@ def record_fields(cls, d: dict) -> dict:
     if unknown:
         raise ValueError(f"unknown factor fields {sorted(unknown)}; known: {sorted(known)}")
     return {k: v for k, v in d.items() if k in known}
-
-
-class PoolError(ValueError):
-    """A pool is empty, names unknown assets, or admits no valid episode."""
 
 
 @dataclass(frozen=True)

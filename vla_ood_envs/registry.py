@@ -13,6 +13,8 @@ from typing import Any
 
 import gymnasium as gym
 
+from .errors import ConfigError
+
 TASKS = ("VLAPick", "VLAOpen")
 AXES = ("IND", "vision", "semantics", "execution")
 
@@ -162,6 +164,7 @@ def make_env(
     render_backend: str | None = None,
     sim_backend: str = "auto",
     include_proprio: bool = False,
+    wrapper_overrides: dict[str, dict[str, Any]] | None = None,
     **task_kwargs: Any,
 ) -> gym.Env:
     """Build a registered env: the task, its OOD wrappers, and (for num_envs=1) the numpy single-env view.
@@ -170,6 +173,8 @@ def make_env(
         "state"/"state_dict" (no cameras). Anything else (depth, point clouds) raises ValueError.
     render_backend: None picks the device automatically (no cameras for state modes without a render_mode);
         "none" disables rendering; "cpu", "cuda" or "pci:<alias>" force a device.
+    wrapper_overrides: wrapper name -> arguments replacing the declaration's, e.g.
+        {"DynamicNoise": {"alpha": 0.7}} for a severity sweep; ValueError for a wrapper the ID does not have.
     max_episode_steps (a task argument; through gymnasium.make, its own argument): the episode length, which the
         task truncates at (batched-safe) and the spec reports.
 
@@ -190,11 +195,11 @@ def make_env(
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
     if obs_mode not in OBS_MODES:
-        raise ValueError(f"obs_mode must be one of {list(OBS_MODES)}, got {obs_mode!r} (depth and point clouds are "
+        raise ConfigError(f"obs_mode must be one of {list(OBS_MODES)}, got {obs_mode!r} (depth and point clouds are "
                          f"not supported)")
     if steps is not None:
         if num_envs > 1:
-            raise ValueError(
+            raise ConfigError(
                 f"gymnasium.make({env_id!r}, num_envs={num_envs}, max_episode_steps={steps}) would wrap the batched "
                 f"env in Gymnasium's TimeLimit, which counts steps for the whole batch and returns one bool. Give "
                 f"the length to the task instead: vla_ood_envs.registry.make_env({env_id!r}, num_envs={num_envs}, "
@@ -223,7 +228,7 @@ def make_env(
     # live on the claimed device.
     backend = "none" if render_backend == "none" or (render_backend is None and state_only) else choice.backend
     kwargs = {**decl.task_kwargs, **task_kwargs}
-    stack = [(wrapper_class(name), wkw) for name, wkw in decl.wrappers]
+    stack = [(wrapper_class(name), wkw) for name, wkw in _wrapper_arguments(decl, wrapper_overrides)]
     # Image perturbations read the segmentation image; render it even when the user did not ask to see it.
     needs_seg = any(cls.requires_segmentation(**wkw) for cls, wkw in stack)
     internal_obs_mode = obs_mode
@@ -239,6 +244,18 @@ def make_env(
     if num_envs == 1:
         env = SingleEnvNumpy(env)
     return env
+
+
+def _wrapper_arguments(decl: EnvDeclaration, overrides: dict[str, dict[str, Any]] | None
+                       ) -> list[tuple[str, dict[str, Any]]]:
+    """The declaration's wrappers with their arguments, `overrides` merged over them."""
+    overrides = dict(overrides or {})
+    names = [name for name, _ in decl.wrappers]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise ValueError(f"{decl.env_id} has no wrapper {', '.join(unknown)} to override; its wrappers: "
+                         f"{', '.join(names) or 'none'}")
+    return [(name, {**wkw, **overrides.get(name, {})}) for name, wkw in decl.wrappers]
 
 
 def make_vector_env(env_id: str, num_envs: int, **kwargs: Any) -> gym.vector.VectorEnv:

@@ -27,8 +27,9 @@ import torch
 
 from .policies.base import Policy, PolicyOutput
 
-# Per-step info flags recorded for every env (when the task reports them), as bool arrays.
-INFO_FLAGS = ("success", "is_grasped", "grasped_ever", "held_ever")
+# Per-step info flags recorded for every env (when the task reports them), as bool arrays. `distractor_grasped`
+# (VLAPick) lets the evaluation tell a grasp of the wrong object at any step.
+INFO_FLAGS = ("success", "is_grasped", "grasped_ever", "held_ever", "distractor_grasped")
 
 
 @dataclass

@@ -23,11 +23,9 @@ from typing import Any, Callable
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
+from .errors import ForkedProcessError, VectorEnvError
+
 WATCH_INTERVAL_S = 0.5
-
-
-class VectorEnvError(ValueError):
-    """A vector env the package cannot run (a forking start method, a bad autoreset mode)."""
 
 
 class VLAVectorEnv(gym.vector.AsyncVectorEnv):
@@ -126,10 +124,10 @@ def refuse_fork() -> None:
 
 
 def refuse_forked_renderer(claimed_pid: int | None) -> None:
-    """Raise RuntimeError in a process forked from one whose SAPIEN renderer had started (`claimed_pid`): the
-    renderer's threads did not survive the fork, and building an env would hang."""
+    """Raise ForkedProcessError (a RuntimeError) in a process forked from one whose SAPIEN renderer had started
+    (`claimed_pid`): the renderer's threads did not survive the fork, and building an env would hang."""
     if claimed_pid is not None and claimed_pid != os.getpid():
-        raise RuntimeError(
+        raise ForkedProcessError(
             f"this process was forked from process {claimed_pid}, which had already started SAPIEN's renderer; a "
             f"renderer does not survive fork (building an env here would hang). Start env processes with the "
             f"'spawn' start method (multiprocessing.get_context('spawn')), or use gymnasium.make_vec(ID, num_envs=N)")

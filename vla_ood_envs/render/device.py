@@ -24,14 +24,11 @@ from pathlib import Path
 
 from . import compat
 from .vulkan_probe import VulkanDevice, VulkanProbeError, list_devices
+from ..errors import PhysXGpuLibraryError, RenderDeviceError  # noqa: F401 (kept importable from here)
 
 ENV_VAR = "VLA_OOD_RENDER_BACKEND"
 TORCH_THREADS_VAR = "VLA_OOD_TORCH_THREADS"
 MIN_MESA_FOR_SAPIEN = (24, 3)
-
-
-class RenderDeviceError(RuntimeError):
-    """No device can render the scene; the message says what is missing and how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -300,10 +297,6 @@ def gpu_simulation_available() -> bool:
         return torch.cuda.is_available()
     except Exception:  # noqa: BLE001 - a broken torch install means "no GPU sim", which doctor reports
         return False
-
-
-class PhysXGpuLibraryError(RuntimeError):
-    """SAPIEN's PhysX GPU library is not installed and cannot be downloaded; the message says how to install it."""
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,8 @@ from mani_skill.utils.structs.types import SimConfig
 
 from ..catalog import Catalog, default_catalog
 from ..factors import is_nominal_start
-from . import robots, scene as scene_lib
+from . import arguments, robots, scene as scene_lib
+from ..errors import ActionError, ConfigError, EnvClosedError
 
 DEFAULT_EPISODE_STEPS = 80  # 16 s at the 5 Hz control rate (the study's episode length)
 # Seeds: numpy's RandomState (ManiSkill's episode RNG) takes [0, 2**32); episode seeds an env draws for itself are
@@ -50,7 +51,7 @@ PARK_CLEARANCE = 0.05  # between parked items, and between an item and the cell 
 PLACEMENT_CLEARANCE = 0.005  # an explicit placement's footprint keeps this far from the table edge and the robot
 
 
-class ParkingError(ValueError):
+class ParkingError(ConfigError):
     """The unused items do not fit inside one sub-scene's cell of ManiSkill's GPU grid."""
 
 
@@ -75,26 +76,19 @@ def park_slots(count: int, radius: float, spacing: float, x_start: float = PARK_
     return [(round(x, 4), round(y, 4)) for x in xs for y in ys][:count]
 
 
-class ActionError(ValueError):
-    """An action of the wrong shape, with NaN/inf, or out of bounds."""
-
-
 def check_seed(seed) -> int:
-    """`seed` as an int, or ValueError: Gymnasium and ManiSkill take ints in [0, 2**32) (numpy's RandomState)."""
+    """`seed` as an int, or ConfigError (a ValueError): Gymnasium and ManiSkill take ints in [0, 2**32) (numpy's RandomState)."""
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed must be an int in [0, 2**32) (or None for a fresh episode seed drawn from the env's "
+        raise ConfigError(f"seed must be an int in [0, 2**32) (or None for a fresh episode seed drawn from the env's "
                          f"own stream), got {seed!r} ({type(seed).__name__})")
     if not 0 <= int(seed) < SEED_LIMIT:
-        raise ValueError(f"seed must be in [0, 2**32), got {int(seed)}")
+        raise ConfigError(f"seed must be in [0, 2**32), got {int(seed)}")
     return int(seed)
 
 
 def check_episode_steps(value) -> int:
-    """`max_episode_steps` as a positive int, or ValueError."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"max_episode_steps must be a positive int (control steps per episode; default "
-                         f"{DEFAULT_EPISODE_STEPS}), got {value!r}")
-    return int(value)
+    """`max_episode_steps` as a positive int (control steps per episode), or ConfigError."""
+    return arguments.positive_int("max_episode_steps", value)
 
 
 def check_reset_options(options) -> dict:
@@ -102,14 +96,36 @@ def check_reset_options(options) -> dict:
     if options is None:
         return {}
     if not isinstance(options, dict):
-        raise ValueError(f"reset options must be a dict, got {type(options).__name__}")
+        raise ConfigError(f"reset options must be a dict, got {type(options).__name__}")
     unknown = sorted(set(options) - set(RESET_OPTIONS), key=str)
     if unknown:
         known = "; ".join(f"{k!r}: {what}" for k, what in RESET_OPTIONS.items())
-        raise ValueError(f"unknown reset option(s) {unknown}; known options are {known}")
+        raise ConfigError(f"unknown reset option(s) {unknown}; known options are {known}")
     if "reconfigure" in options and not isinstance(options["reconfigure"], (bool, np.bool_)):
-        raise ValueError(f"reset option 'reconfigure' must be True or False, got {options['reconfigure']!r}")
+        raise ConfigError(f"reset option 'reconfigure' must be True or False, got {options['reconfigure']!r}")
     return dict(options)
+
+
+def footprint(bbox_min: Sequence[float], bbox_max: Sequence[float], scale: float, xy: Sequence[float],
+              yaw: float) -> np.ndarray:
+    """The xy corners (4, 2; m) of a mesh's bounding box (`bbox_min/max` in its frame, times `scale`) placed at
+    `xy` and turned by `yaw` (rad) about z, as the tasks place items (`yaw_quat`)."""
+    (x0, y0), (x1, y1) = bbox_min[:2], bbox_max[:2]
+    local = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=float) * scale
+    c, s = math.cos(yaw), math.sin(yaw)
+    return local @ np.array([[c, s], [-s, c]]) + np.asarray(xy, dtype=float)
+
+
+def footprints_apart(a: np.ndarray, b: np.ndarray, gap: float) -> bool:
+    """Whether two convex footprints (corner arrays, (k, 2)) are at least `gap` (m) apart along one of their edge
+    normals (the separating-axis test; for rectangles a gap of 0 means not overlapping)."""
+    for poly in (a, b):
+        for edge in np.roll(poly, -1, axis=0) - poly:
+            n = np.array([-edge[1], edge[0]]) / max(float(np.hypot(*edge)), 1e-12)
+            pa, pb = a @ n, b @ n
+            if pa.max() + gap <= pb.min() or pb.max() + gap <= pa.min():
+                return True
+    return False
 
 
 def in_pool(value: Sequence[float], pool: Sequence[Sequence[float]], tol: float = 1e-6) -> bool:
@@ -177,8 +193,10 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
     ):
         # Checked before ManiSkill loads the agent: ManiSkill prompts on stdin and exits when assets are missing.
         self.robot_spec = robots.robot_spec(robot_uids, self.TASK_NAME)
-        if action_out_of_bounds not in ("error", "clip"):
-            raise ValueError("action_out_of_bounds must be 'error' or 'clip'")
+        camera_width, camera_height = arguments.camera_size(camera_width, camera_height, kwargs.get("num_envs", 1),
+                                                            kwargs.get("obs_mode"))
+        arguments.choice("action_out_of_bounds", action_out_of_bounds, ("error", "clip"))
+        arguments.choice("reward_mode", reward_mode, self.SUPPORTED_REWARD_MODES)
         self.catalog = catalog or default_catalog()
         self._setup_assets()
         self.pools = pools or self._default_pools()
@@ -315,9 +333,10 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
             one per reset env: played instead of a sampled episode, after the task's placement rules are checked),
             "pools" (the pools to sample from from now on), "reconfigure", "env_idx", "reset_to_env_states".
 
-        Raises ValueError for a bad seed, unknown option keys, pools of the wrong kind, or a record the env cannot
-        play; the env is then left as it was.
+        Raises ConfigError (a ValueError) for a bad seed, unknown option keys, pools of the wrong kind, or a record
+        the env cannot play; the env is then left as it was. EnvClosedError after close().
         """
+        self._check_open("reset")
         options = check_reset_options(options)
         targets = self._reset_targets(options.get("env_idx"))
         seeds = self._seeds_for(seed, len(targets))
@@ -325,7 +344,7 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
         if "pools" in options:
             pools = options.pop("pools")
             if not isinstance(pools, type(self.pools)):
-                raise ValueError(f"reset option 'pools' must be {type(self.pools).__name__} (this env's kind of "
+                raise ConfigError(f"reset option 'pools' must be {type(self.pools).__name__} (this env's kind of "
                                  f"pools), got {type(pools).__name__}")
             self.validate_pools(pools)
         pending, records = {}, {}
@@ -335,19 +354,19 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
                 factors = [factors]
             if not isinstance(factors, (list, tuple)) or len(factors) != len(targets):
                 count = len(factors) if isinstance(factors, (list, tuple)) else type(factors).__name__
-                raise ValueError(f"reset option 'factors' needs one record ({self.FACTORS_CLS.__name__} or dict) per "
+                raise ConfigError(f"reset option 'factors' needs one record ({self.FACTORS_CLS.__name__} or dict) per "
                                  f"reset env ({len(targets)}), got {count}")
             for i, f in zip(targets, factors):
                 source = f if isinstance(f, dict) else {}
                 if not isinstance(f, (self.FACTORS_CLS, dict)):
-                    raise ValueError(f"reset option 'factors': each record must be a {self.FACTORS_CLS.__name__} or a "
+                    raise ConfigError(f"reset option 'factors': each record must be a {self.FACTORS_CLS.__name__} or a "
                                      f"dict, got {type(f).__name__}")
                 if isinstance(f, dict):
                     try:
                         f = self.FACTORS_CLS.from_dict(f)
                     except (KeyError, TypeError) as exc:
                         fields = [x.name for x in dataclasses.fields(self.FACTORS_CLS)]
-                        raise ValueError(f"reset option 'factors': the record is incomplete or malformed ({exc!r}); a "
+                        raise ConfigError(f"reset option 'factors': the record is incomplete or malformed ({exc!r}); a "
                                          f"{self.FACTORS_CLS.__name__} has the fields {fields}") from None
                 pending[i] = self._check_factors(f) or f  # before the reset: a bad record leaves the env as it was
                 records[i] = {"replayed_from": source.get("replayed_from") or {"seed": source.get("seed"),
@@ -378,7 +397,7 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
             return list(range(self.num_envs))
         targets = [int(i) for i in (env_idx.tolist() if isinstance(env_idx, torch.Tensor) else env_idx)]
         if not targets or any(not 0 <= i < self.num_envs for i in targets) or len(set(targets)) != len(targets):
-            raise ValueError(f"reset option 'env_idx' must list distinct env indices in [0, {self.num_envs}), "
+            raise ConfigError(f"reset option 'env_idx' must list distinct env indices in [0, {self.num_envs}), "
                              f"got {targets}")
         return targets
 
@@ -390,7 +409,7 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
         if isinstance(seed, (list, tuple, np.ndarray, torch.Tensor)):
             seeds = [check_seed(s) for s in (seed.tolist() if hasattr(seed, "tolist") else seed)]
             if len(seeds) != count:
-                raise ValueError(f"reset(seed=...) takes one int, or one int per reset env ({count}); got "
+                raise ConfigError(f"reset(seed=...) takes one int, or one int per reset env ({count}); got "
                                  f"{len(seeds)} seeds")
             return seeds
         first = check_seed(seed)
@@ -423,23 +442,22 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
         bx, by = self.robot_spec.base_xy
         return (bx + float(x0), by + float(y0), bx + float(x1), by + float(y1))
 
-    def _check_on_table(self, what: str, key: str, offset, origin, radius: float) -> None:
-        """Raise ValueError unless the footprint (radius m) of an item at `offset` from `origin` (world xy) lies on
-        the table top and off the robot's base. `key` names the factor, for the message."""
-        x, y = origin[0] + offset[0], origin[1] + offset[1]
-        hx, hy = scene_lib.TABLE_HALF_SIZE[0] - PLACEMENT_CLEARANCE, scene_lib.TABLE_HALF_SIZE[1] - PLACEMENT_CLEARANCE
-        cx = scene_lib.TABLE_CENTER_X
-        lo_x, hi_x = cx - hx + radius - origin[0], cx + hx - radius - origin[0]
-        lo_y, hi_y = -hy + radius - origin[1], hy - radius - origin[1]
-        if not (lo_x <= offset[0] <= hi_x and lo_y <= offset[1] <= hi_y):
-            raise ValueError(f"factor {key}={tuple(offset)} puts the {what} off the table: with its footprint "
-                             f"(radius {radius:.3f} m) it must lie within x in [{lo_x:.3f}, {hi_x:.3f}] and y in "
-                             f"[{lo_y:.3f}, {hi_y:.3f}] (offsets, m, from world ({origin[0]:g}, {origin[1]:g}))")
+    def _check_on_table(self, what: str, key: str, offset, corners: np.ndarray) -> None:
+        """Raise ConfigError unless an item's footprint (`corners`, world xy, (4, 2)) lies on the table top and off
+        the robot's base. `key` and `offset` name the factor and its value, for the message."""
+        cx, (hx, hy) = scene_lib.TABLE_CENTER_X, scene_lib.TABLE_HALF_SIZE[:2]
+        lo = np.array([cx - hx, -hy]) + PLACEMENT_CLEARANCE
+        hi = np.array([cx + hx, hy]) - PLACEMENT_CLEARANCE
+        if (corners < lo).any() or (corners > hi).any():
+            raise ConfigError(f"factor {key}={tuple(offset)} puts the {what} off the table: its footprint reaches "
+                              f"world x {corners[:, 0].min():.3f}..{corners[:, 0].max():.3f}, y "
+                              f"{corners[:, 1].min():.3f}..{corners[:, 1].max():.3f}; the table top spans x "
+                              f"{lo[0]:.3f}..{hi[0]:.3f}, y {lo[1]:.3f}..{hi[1]:.3f}")
         x0, y0, x1, y1 = self._robot_keep_out
-        nx, ny = min(max(x, x0), x1), min(max(y, y0), y1)  # the nearest point of the base's box
-        if math.dist((x, y), (nx, ny)) < radius + PLACEMENT_CLEARANCE:
-            raise ValueError(f"factor {key}={tuple(offset)} puts the {what} on the robot's base (world x in "
-                             f"[{x0:.3f}, {x1:.3f}], y in [{y0:.3f}, {y1:.3f}]); place it in front of the robot")
+        base = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+        if not footprints_apart(corners, base, PLACEMENT_CLEARANCE):
+            raise ConfigError(f"factor {key}={tuple(offset)} puts the {what} on the robot's base (world x in "
+                              f"[{x0:.3f}, {x1:.3f}], y in [{y0:.3f}, {y1:.3f}]); place it in front of the robot")
 
     def validate_pools(self, pools) -> None:
         """Raise for pools this env cannot sample from: the pools' own checks against the catalog, and robot
@@ -582,14 +600,31 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
         return info["success"].float()
 
     # ------------------------------------------------------------------ stepping
+    ACTION_LAYOUT = "[dx, dy, dz (m), droll, dpitch, dyaw (rad), gripper (+1 open, -1 close)]"
+
     def _validate_action(self, action):
-        if action is None or isinstance(action, dict):
-            return action
-        a = torch.as_tensor(np.asarray(action) if not isinstance(action, torch.Tensor) else action,
-                            dtype=torch.float32, device=self.device)
+        if action is None or isinstance(action, (dict, str, bytes)):
+            # ManiSkill would take None as "no action" and a dict as a multi-agent action; neither means anything
+            # for these single-robot tasks, so both are refused like any other malformed action.
+            raise ActionError(f"action must be 7 numbers {self.ACTION_LAYOUT}, a numpy array or torch tensor of "
+                              f"shape (7,) or ({self.num_envs}, 7); got {type(action).__name__} {action!r:.80}")
+        if isinstance(action, torch.Tensor):
+            numeric = action.dtype != torch.bool and not action.is_complex()
+            raw = action
+        else:
+            try:
+                raw = np.asarray(action)
+            except ValueError as exc:  # ragged nested sequences
+                raise ActionError(f"action must be 7 numbers {self.ACTION_LAYOUT}; got {action!r:.80} ({exc})") \
+                    from None
+            numeric = raw.dtype.kind in "iuf"
+        if not numeric:
+            raise ActionError(f"action must hold real numbers (a float or int dtype), got dtype {raw.dtype}: "
+                              f"7 numbers {self.ACTION_LAYOUT}")
+        a = torch.as_tensor(raw, dtype=torch.float32, device=self.device)
         if a.shape not in ((7,), (self.num_envs, 7)):
-            raise ActionError(f"action must have shape (7,) or ({self.num_envs}, 7): [dx, dy, dz (m), droll, dpitch, "
-                              f"dyaw (rad), gripper (+1 open, -1 close)]; got shape {tuple(a.shape)}")
+            raise ActionError(f"action must have shape (7,) or ({self.num_envs}, 7): {self.ACTION_LAYOUT}; got shape "
+                              f"{tuple(a.shape)}")
         if not torch.isfinite(a).all():
             raise ActionError(f"action contains NaN or inf: {a.tolist()}")
         if getattr(self, "_action_bounds", None) is None:  # built once: this runs every step
@@ -606,7 +641,17 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
             a = torch.clamp(a, low, high)
         return a
 
+    def _check_open(self, call: str) -> None:
+        if getattr(self, "_closed", False):
+            raise EnvClosedError(f"{call}() on a closed env: close() released its scene; make a new env with "
+                                 f"gymnasium.make(...)")
+
+    def close(self):
+        self._closed = True
+        super().close()
+
     def step(self, action):
+        self._check_open("step")
         obs, reward, _, _, info = super().step(self._validate_action(action))
         elapsed = self.elapsed_steps.to(self.device)
         truncated = elapsed >= self.max_episode_steps

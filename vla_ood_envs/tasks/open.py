@@ -35,7 +35,8 @@ from ..open_factors import (
     OPEN_TRAIN_YAWS, OpenFactors, articulated_names, open_train_pools, sample_open_factors,
 )
 from . import scene as scene_lib
-from .base import VLATaskEnv, common_outside_pools, in_pool, yaw_quat
+from ..errors import ConfigError
+from .base import VLATaskEnv, common_outside_pools, footprint, in_pool, yaw_quat
 
 DOOR_THRESHOLD = math.radians(20.0)
 DRAWER_THRESHOLD = 0.08
@@ -90,10 +91,13 @@ class VLAOpenEnv(VLATaskEnv):
                              f"{self.variant!r}); known: {sorted(self._index)}")
         self._check_common_factors(f)
         if len(f.object_xy) != 2 or not all(map(math.isfinite, (*f.object_xy, f.object_yaw))):
-            raise ValueError(f"factors object_xy and object_yaw must be finite numbers, got {f.object_xy}, "
+            raise ConfigError(f"factors object_xy and object_yaw must be finite numbers, got {f.object_xy}, "
                              f"{f.object_yaw}")
-        self._check_on_table(f"{f.object} ({self.variant})", "object_xy", f.object_xy, OPEN_ANCHOR,
-                             self._assets[self._index[f.object]].footprint_radius)
+        depth, width = self._assets[self._index[f.object]].size[:2]
+        corners = footprint((-depth / 2, -width / 2), (depth / 2, width / 2), 1.0,
+                            (OPEN_ANCHOR[0] + f.object_xy[0], OPEN_ANCHOR[1] + f.object_xy[1]),
+                            NOMINAL_FACING + f.object_yaw)
+        self._check_on_table(f"{f.object} ({self.variant})", "object_xy", f.object_xy, corners)
         if not f.noun:
             f = dataclasses.replace(f, noun=self._assets[self._index[f.object]].noun)
         return f

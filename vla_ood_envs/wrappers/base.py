@@ -19,10 +19,8 @@ from typing import ClassVar, Sequence
 
 import gymnasium as gym
 
+from ..errors import PerturbationError  # noqa: F401 (kept importable from here)
 
-
-class PerturbationError(ValueError):
-    """A perturbation was applied to an env it cannot work on, or with bad parameters."""
 
 
 def task_of(env: gym.Env):
