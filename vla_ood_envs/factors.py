@@ -64,7 +64,8 @@ def is_nominal_start(offset: tuple[float, ...]) -> bool:
 
 # Keys the episode manifest adds to a factor record (VLATaskEnv.manifests); a record read back from a manifest
 # replays the episode, so from_dict accepts and drops them.
-MANIFEST_KEYS = frozenset({"task", "robot", "seed", "pools", "events"})
+MANIFEST_KEYS = frozenset({"task", "robot", "seed", "pools", "events", "replayed_from", "outside_pools",
+                           "max_episode_steps"})
 
 
 def record_fields(cls, d: dict) -> dict:
@@ -87,7 +88,9 @@ class Placement:
 
 @dataclass(frozen=True)
 class PickFactors:
-    """Everything that defines one VLAPick episode. `xy` are offsets (m) from the workspace centre."""
+    """Everything that defines one VLAPick episode. Every position (`object_xy`, `receptacle_xy`, the distractors'
+    `xy`, `reposition_xy`, and the manifest's `events[*].from/to`) is an offset (m) from the workspace centre,
+    world (x, y) = tasks.scene.WORKSPACE_CENTER."""
 
     object: str
     receptacle: str

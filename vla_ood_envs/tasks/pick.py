@@ -22,6 +22,7 @@ all False where the episode has no distractors.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import numpy as np
@@ -32,9 +33,11 @@ from mani_skill.utils.structs.pose import Pose
 
 from ..catalog import MeshAsset
 from ..factors import TEST_TEMPLATES, TRAIN_POSITIONS, TRAIN_TEMPLATE, TRAIN_YAWS, RING_POSITIONS, TEST_YAWS
-from ..factors import PickFactors, sample_factors, train_pools
+from ..factors import (
+    FOOTPRINT_CLEARANCE, PickFactors, PickPools, _clear, _min_distance, _radius, sample_factors, train_pools,
+)
 from . import scene as scene_lib
-from .base import ActionError, VLATaskEnv, yaw_quat
+from .base import ActionError, VLATaskEnv, common_outside_pools, in_pool, yaw_quat
 
 __all__ = ["ActionError", "VLAPickEnv"]
 
@@ -44,6 +47,35 @@ SUCCESS_MIN_CONTACT = 0.03
 GRASP_MIN_FORCE = 0.5
 GRASP_MAX_ANGLE = 85
 HOLD_STEPS = 5
+
+
+def pick_outside_pools(f: PickFactors, pools: PickPools) -> list[str]:
+    """The factors of `f` that `pools` could not have drawn (values outside the pools; distractor counts,
+    distances or reposition distances other than the pools'), by field name; empty for a record of the pools."""
+    out = [name for name, value, pool in (("object", f.object, pools.objects),
+                                          ("receptacle", f.receptacle, pools.receptacles)) if value not in pool]
+    if not in_pool(f.object_xy, pools.object_positions):
+        out.append("object_xy")
+    if not in_pool(f.receptacle_xy, pools.receptacle_positions):
+        out.append("receptacle_xy")
+    out += common_outside_pools(f, pools)
+    for key, placements, names, count, positions, anchor, yaws in (
+            ("distractor_objects", f.distractor_objects, pools.distractor_objects, pools.n_distractor_objects,
+             pools.object_positions, f.object_xy, pools.yaws),
+            ("distractor_receptacles", f.distractor_receptacles, pools.distractor_receptacles,
+             pools.n_distractor_receptacles, pools.receptacle_positions, f.receptacle_xy, (0.0,))):
+        if len(placements) != count or any(
+                p.name not in names or not in_pool(p.xy, positions) or not in_pool((p.yaw,), [(y,) for y in yaws])
+                or math.dist(p.xy, anchor) <= pools.distractor_min_distance for p in placements):
+            out.append(key)
+    if pools.reposition_positions:
+        lo, hi = pools.reposition_distance
+        if f.reposition_xy is None or not in_pool(f.reposition_xy, pools.reposition_positions) or not (
+                lo - 1e-9 <= math.dist(f.reposition_xy, f.object_xy) <= hi + 1e-9):
+            out.append("reposition_xy")
+    elif f.reposition_xy is not None:
+        out.append("reposition_xy")
+    return out
 
 
 class VLAPickEnv(VLATaskEnv):
@@ -95,6 +127,7 @@ class VLAPickEnv(VLATaskEnv):
         return builder.build(name=name)
 
     def _load_items(self):
+        self._plan_parking([a.footprint_radius for a in (*self._object_assets, *self._receptacle_assets)])
         self.objects = [self._build_mesh_actor(a, f"object:{a.name}", k) for k, a in enumerate(self._object_assets)]
         n = len(self.objects)
         self.receptacles = [
@@ -122,6 +155,45 @@ class VLAPickEnv(VLATaskEnv):
             if p.name not in self._receptacle_index or p.name == f.receptacle:
                 raise ValueError(f"distractor receptacle {p.name!r} must be a catalog receptacle other than the target")
         self._check_common_factors(f)
+        self._check_placements(f)
+
+    def _check_placements(self, f: PickFactors) -> None:
+        """The placement rules of the sampler (factors.sample_factors) for an explicit record: every item on the
+        table and off the robot's base; object and receptacle more than 7 cm apart (and their footprints clear);
+        each distractor clear of every item placed before it; a reposition target clear of the receptacle and the
+        distractors. Footprints are the catalog's bounding circles, as the sampler uses them."""
+        cat, origin = self.catalog, scene_lib.WORKSPACE_CENTER
+        items = [("object", "object_xy", f.object_xy, _radius(cat, "objects", f.object)),
+                 ("receptacle", "receptacle_xy", f.receptacle_xy, _radius(cat, "receptacles", f.receptacle))]
+        items += [(f"distractor object {p.name!r}", f"distractor_objects[{k}].xy", p.xy,
+                   _radius(cat, "objects", p.name)) for k, p in enumerate(f.distractor_objects)]
+        items += [(f"distractor receptacle {p.name!r}", f"distractor_receptacles[{k}].xy", p.xy,
+                   _radius(cat, "receptacles", p.name)) for k, p in enumerate(f.distractor_receptacles)]
+        for what, key, xy, r in items:
+            if len(xy) != 2 or not all(map(math.isfinite, xy)):
+                raise ValueError(f"factor {key} must be two finite numbers (m), got {xy}")
+            self._check_on_table(what, key, xy, origin, r)
+        d_min = _min_distance(cat, f.object, f.receptacle)
+        if math.dist(f.object_xy, f.receptacle_xy) <= d_min:
+            raise ValueError(f"object_xy={tuple(f.object_xy)} and receptacle_xy={tuple(f.receptacle_xy)} are "
+                             f"{math.dist(f.object_xy, f.receptacle_xy):.3f} m apart; the {f.object} and the "
+                             f"{f.receptacle} need more than {d_min:.3f} m")
+        # Distractor objects first, then distractor receptacles, each clear of everything before it (as sampled).
+        placed = [(xy, r) for _, _, xy, r in items[:2]]
+        for what, key, xy, r in items[2:]:
+            if not _clear(xy, r, placed):
+                raise ValueError(f"factor {key}={tuple(xy)} puts the {what} on another item: footprints (bounding "
+                                 f"circles) must stay {FOOTPRINT_CLEARANCE} m apart")
+            placed.append((xy, r))
+        if f.reposition_xy is not None:
+            r = items[0][3]
+            self._check_on_table("object", "reposition_xy", f.reposition_xy, origin, r)
+            if not _clear(f.reposition_xy, r, placed[1:]):
+                raise ValueError(f"factor reposition_xy={tuple(f.reposition_xy)} would move the object onto another "
+                                 f"item (footprints must stay {FOOTPRINT_CLEARANCE} m apart)")
+
+    def _outside_pools(self, f: PickFactors, pools: PickPools) -> list[str]:
+        return pick_outside_pools(f, pools)
 
     def _reset_task_state(self, env_idx: torch.Tensor) -> None:
         n, dev = self.num_envs, self.device
