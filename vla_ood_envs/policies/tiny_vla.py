@@ -50,7 +50,7 @@ class TinyVLAConfig:
 
     image_size: int = 96
     crop_area: float = 0.9
-    channels: tuple[int, ...] = (32, 64, 128, 128)
+    channels: tuple[int, ...] = (16, 32, 64, 128)
     hidden: int = 512
     word_dim: int = 64
     include_proprio: bool = False
