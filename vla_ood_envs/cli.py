@@ -251,6 +251,34 @@ def _cmd_sft(args) -> int:
     return 0
 
 
+def _cmd_rl(args) -> int:
+    from .training import common
+
+    if args.algo == "ppo":
+        from .training.ppo import PPOConfig as Config, train
+    elif args.algo == "grpo":
+        from .training.grpo import GRPOConfig as Config, train
+    else:
+        from .training.dpo import DPOConfig as Config, train
+    from .training.runs import RunError
+
+    given = {k: v for k, v in {"init": args.init, "env_id": args.env, "out": args.out, "num_envs": args.num_envs,
+                               "iterations": args.iterations, "image_size": args.image_size, "seed": args.seed,
+                               "episodes_per_iteration": args.episodes_per_iteration, "device": args.device,
+                               "temperature": args.temperature, "eval_every": args.eval_every,
+                               "eval_episodes": args.eval_episodes, "checkpoint_every": args.checkpoint_every,
+                               "progress": False if args.no_progress else None}.items() if v is not None}
+    try:
+        cfg = common.apply_overrides(Config(**given), args.set or [])
+        run = train(cfg)
+    except (common.SplitError, common.ConfigError, RunError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if run.info.is_main:
+        print(f"{args.algo} run at {run.root}: metrics.jsonl, checkpoints/ (latest: {run.latest()})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
     p = _Parser(prog="vla-ood", description="Out-of-distribution VLA environments on ManiSkill3.", **fmt)
@@ -377,6 +405,28 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--sheet", default="out/assets.png", help="where to save the sheet")
     a.add_argument("--regenerate", action="store_true", help="rewrite the shipped assets first")
     a.set_defaults(func=_cmd_assets)
+
+    rl = sub.add_parser("rl", help="RL fine-tuning of a learnable policy from an SFT checkpoint (PPO, GRPO, DPO; "
+                                   "resumable: re-run the same command; scale out with torchrun)")
+    rl.add_argument("--algo", choices=["ppo", "grpo", "dpo"], default="ppo")
+    rl.add_argument("--init", default=None, help="SFT checkpoint folder (save_pretrained layout)")
+    rl.add_argument("--env", default=None, help="training ID (default VLAPick-v0); OOD IDs are refused")
+    rl.add_argument("--out", default=None, help="run folder (config.json, metrics.jsonl, checkpoints/)")
+    rl.add_argument("--num-envs", type=int, default=None, help="parallel envs per rank")
+    rl.add_argument("--iterations", type=int, default=None)
+    rl.add_argument("--episodes-per-iteration", type=int, default=None, help="per rank; a multiple of --num-envs")
+    rl.add_argument("--image-size", type=int, default=None, help="camera resolution (the study: 224)")
+    rl.add_argument("--seed", type=int, default=None)
+    rl.add_argument("--temperature", type=float, default=None, help="sampling temperature (1.0)")
+    rl.add_argument("--eval-every", type=int, default=None, help="greedy evaluation period in iterations (0: off)")
+    rl.add_argument("--eval-episodes", type=int, default=None)
+    rl.add_argument("--checkpoint-every", type=int, default=None)
+    rl.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    rl.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    rl.add_argument("--set", action="append", metavar="NAME=VALUE",
+                    help="any other setting of the algorithm's config, e.g. --set gamma=1 --set gae_lambda=1 "
+                         "(repeatable; see README 'RL fine-tuning')")
+    rl.set_defaults(func=_cmd_rl)
     return p
 
 
