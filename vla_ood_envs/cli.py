@@ -228,6 +228,57 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _cmd_sft(args) -> int:
+    import os
+
+    from .training.data import HeldOutDataError
+    from .training.sft import SFTConfig, SFTError, train
+
+    try:
+        cfg = SFTConfig(dataset=args.dataset, out=args.out, policy=args.policy, max_episodes=args.max_episodes,
+                        steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                        augment=args.augment, seed=args.seed, val_fraction=args.val_fraction,
+                        save_every=args.save_every, val_every=args.val_every, idle_pad=args.idle_pad,
+                        truncate_after=args.truncate_after, image_size=args.image_size,
+                        include_proprio=args.include_proprio, threads=args.threads, device=args.device)
+        summary = train(cfg)
+    except (SFTError, HeldOutDataError) as exc:  # settings or data the run refuses; the message names the fix
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"trained {summary['steps']} steps on {summary['train_samples']} samples "
+              f"(best validation loss {summary['best_val_loss']:.4g}); policy at {args.out}/model")
+    return 0
+
+
+def _cmd_rl(args) -> int:
+    from .training import common
+
+    if args.algo == "ppo":
+        from .training.ppo import PPOConfig as Config, train
+    elif args.algo == "grpo":
+        from .training.grpo import GRPOConfig as Config, train
+    else:
+        from .training.dpo import DPOConfig as Config, train
+    from .training.runs import RunError
+
+    given = {k: v for k, v in {"init": args.init, "env_id": args.env, "out": args.out, "num_envs": args.num_envs,
+                               "iterations": args.iterations, "image_size": args.image_size, "seed": args.seed,
+                               "episodes_per_iteration": args.episodes_per_iteration, "device": args.device,
+                               "temperature": args.temperature, "eval_every": args.eval_every,
+                               "eval_episodes": args.eval_episodes, "checkpoint_every": args.checkpoint_every,
+                               "progress": False if args.no_progress else None}.items() if v is not None}
+    try:
+        cfg = common.apply_overrides(Config(**given), args.set or [])
+        run = train(cfg)
+    except (common.SplitError, common.ConfigError, RunError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if run.info.is_main:
+        print(f"{args.algo} run at {run.root}: metrics.jsonl, checkpoints/ (latest: {run.latest()})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
     p = _Parser(prog="vla-ood", description="Out-of-distribution VLA environments on ManiSkill3.", **fmt)
@@ -324,11 +375,58 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--report-only", action="store_true", help="rebuild the report from --out without running")
     ev.set_defaults(func=_cmd_eval)
 
+    s = sub.add_parser("sft", help="supervised fine-tuning of a policy on demonstrations (resumable; torchrun for "
+                                   "data parallel)")
+    s.add_argument("--dataset", required=True, help="a finished demo dataset folder (vla-ood generate)")
+    s.add_argument("--out", required=True, help="run folder: checkpoint/, model/, best/, metrics.jsonl")
+    s.add_argument("--policy", default="tiny", help="tiny (a fresh tiny VLA), openvla, or a checkpoint folder")
+    s.add_argument("--max-episodes", type=int, default=None, help="train on the dataset's first N episodes")
+    s.add_argument("--steps", type=int, default=None, help="optimiser steps (overrides --epochs)")
+    s.add_argument("--epochs", type=float, default=None, help="passes over the training samples (default 10)")
+    s.add_argument("--batch-size", type=int, default=64, help="global batch size (split over torchrun ranks)")
+    s.add_argument("--lr", type=float, default=3e-4)
+    s.add_argument("--augment", action="store_true", help="random crops (centre crop at evaluation) and jitter")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--val-fraction", type=float, default=0.1, help="share of episodes held out for validation")
+    s.add_argument("--val-every", type=int, default=0, help="steps between validations (0: once per epoch)")
+    s.add_argument("--save-every", type=int, default=500, help="steps between resumable checkpoints")
+    s.add_argument("--idle-pad", type=int, default=0,
+                   help="append N 'hold still' samples after each demo's success (0: the study's data as is)")
+    s.add_argument("--truncate-after", type=int, default=6,
+                   help="keep demo steps up to this many consecutive successes (0: keep all)")
+    s.add_argument("--image-size", type=int, default=96, help="tiny VLA: input resolution (px)")
+    s.add_argument("--include-proprio", action="store_true", help="tiny VLA: also read the 8-D proprio")
+    s.add_argument("--threads", type=int, default=None, help="torch CPU threads per process")
+    s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    s.set_defaults(func=_cmd_sft)
+
     a = sub.add_parser("assets", help="picture sheet of every asset (optionally regenerate the shipped assets)",
                        **fmt)
     a.add_argument("--sheet", default="out/assets.png", help="where to save the sheet")
     a.add_argument("--regenerate", action="store_true", help="rewrite the shipped assets first")
     a.set_defaults(func=_cmd_assets)
+
+    rl = sub.add_parser("rl", help="RL fine-tuning of a learnable policy from an SFT checkpoint (PPO, GRPO, DPO; "
+                                   "resumable: re-run the same command; scale out with torchrun)")
+    rl.add_argument("--algo", choices=["ppo", "grpo", "dpo"], default="ppo")
+    rl.add_argument("--init", default=None, help="SFT checkpoint folder (save_pretrained layout)")
+    rl.add_argument("--env", default=None, help="training ID (default VLAPick-v0); OOD IDs are refused")
+    rl.add_argument("--out", default=None, help="run folder (config.json, metrics.jsonl, checkpoints/)")
+    rl.add_argument("--num-envs", type=int, default=None, help="parallel envs per rank")
+    rl.add_argument("--iterations", type=int, default=None)
+    rl.add_argument("--episodes-per-iteration", type=int, default=None, help="per rank; a multiple of --num-envs")
+    rl.add_argument("--image-size", type=int, default=None, help="camera resolution (the study: 224)")
+    rl.add_argument("--seed", type=int, default=None)
+    rl.add_argument("--temperature", type=float, default=None, help="sampling temperature (1.0)")
+    rl.add_argument("--eval-every", type=int, default=None, help="greedy evaluation period in iterations (0: off)")
+    rl.add_argument("--eval-episodes", type=int, default=None)
+    rl.add_argument("--checkpoint-every", type=int, default=None)
+    rl.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    rl.add_argument("--no-progress", action="store_true", help="no tqdm bar")
+    rl.add_argument("--set", action="append", metavar="NAME=VALUE",
+                    help="any other setting of the algorithm's config, e.g. --set gamma=1 --set gae_lambda=1 "
+                         "(repeatable; see README 'RL fine-tuning')")
+    rl.set_defaults(func=_cmd_rl)
     return p
 
 

@@ -25,9 +25,9 @@ from mani_skill.utils.structs.pose import Pose
 from mani_skill.utils.structs.types import SimConfig
 
 from ..catalog import Catalog, default_catalog
+from ..errors import ActionError, ConfigError, EnvClosedError
 from ..factors import is_nominal_start
 from . import arguments, robots, scene as scene_lib
-from ..errors import ActionError, ConfigError, EnvClosedError
 
 DEFAULT_EPISODE_STEPS = 80  # 16 s at the 5 Hz control rate (the study's episode length)
 # Seeds: numpy's RandomState (ManiSkill's episode RNG) takes [0, 2**32); episode seeds an env draws for itself are
