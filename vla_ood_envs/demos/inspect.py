@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..spec import ACTION_DIM, ACTION_NAMES
 from .store import DemoDataset
-
-ACTION_NAMES = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
 
 
 def summarize(ds: DemoDataset) -> dict:
@@ -37,7 +36,7 @@ def action_histograms(ds: DemoDataset, out: Path) -> Path:
     import matplotlib.pyplot as plt
 
     actions = np.concatenate([e.actions for e in ds])
-    fig, axes = plt.subplots(1, 7, figsize=(17, 2.6))
+    fig, axes = plt.subplots(1, ACTION_DIM, figsize=(17, 2.6))
     for i, ax in enumerate(axes):
         ax.hist(actions[:, i], bins=40, color="#3b6ea5")
         ax.set_title(ACTION_NAMES[i], fontsize=9)

@@ -23,6 +23,7 @@ from mani_skill.utils.structs.pose import Pose
 from mani_skill.utils.structs.types import SimConfig
 
 from ..catalog import Catalog, default_catalog
+from ..spec import ACTION_LAYOUT, CONTROL_MODE, MAX_DELTA_POS, MAX_DELTA_ROT, action_bounds
 from . import robots, scene as scene_lib
 
 PARK_ORIGIN = (2.5, -2.0)  # behind the camera, on the floor
@@ -64,7 +65,7 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
         terminate_on_success: bool = False,
         action_out_of_bounds: str = "error",
         reward_mode: str = "staged",
-        control_mode: str = robots.CONTROL_MODE,
+        control_mode: str = CONTROL_MODE,
         **kwargs,
     ):
         # Checked before ManiSkill loads the agent: ManiSkill prompts on stdin and exits when assets are missing.
@@ -329,19 +330,19 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
         a = torch.as_tensor(np.asarray(action) if not isinstance(action, torch.Tensor) else action,
                             dtype=torch.float32, device=self.device)
         if a.shape not in ((7,), (self.num_envs, 7)):
-            raise ActionError(f"action must have shape (7,) or ({self.num_envs}, 7): [dx, dy, dz (m), droll, dpitch, "
-                              f"dyaw (rad), gripper (+1 open, -1 close)]; got shape {tuple(a.shape)}")
+            raise ActionError(f"action must have shape (7,) or ({self.num_envs}, 7): {ACTION_LAYOUT}; got shape "
+                              f"{tuple(a.shape)}")
         if not torch.isfinite(a).all():
             raise ActionError(f"action contains NaN or inf: {a.tolist()}")
         if getattr(self, "_action_bounds", None) is None:  # built once: this runs every step
-            self._action_bounds = tuple(torch.as_tensor(b, device=self.device) for b in robots.action_bounds())
+            self._action_bounds = tuple(torch.as_tensor(b, device=self.device) for b in action_bounds())
         low, high = self._action_bounds
         out = (a < low - 1e-6) | (a > high + 1e-6)
         if out.any():
             if self.action_out_of_bounds == "error":
                 raise ActionError(
-                    f"action out of bounds: each step moves at most {robots.MAX_DELTA_POS} m and "
-                    f"{robots.MAX_DELTA_ROT} rad, gripper in [-1, 1]; got {a.tolist()}. Clip it yourself or make "
+                    f"action out of bounds: each step moves at most {MAX_DELTA_POS} m and "
+                    f"{MAX_DELTA_ROT} rad, gripper in [-1, 1]; got {a.tolist()}. Clip it yourself or make "
                     f"the env with action_out_of_bounds='clip'."
                 )
             a = torch.clamp(a, low, high)

@@ -2,8 +2,8 @@
 needs to know about each robot (`RobotSpec`: where it stands, its start pose, its camera, which joints the
 robot-init-pose condition perturbs).
 
-The study's action is [dx, dy, dz (m, robot-base frame), droll, dpitch, dyaw (rad), gripper (+1 open, -1 close)],
-applied to the previous *target* end-effector pose. ManiSkill's `pd_ee_target_delta_pose` does exactly that but
+The study's action (its layout, units, bounds and rotation convention: `vla_ood_envs.spec`) is applied to the
+previous *target* end-effector pose. ManiSkill's `pd_ee_target_delta_pose` does exactly that but
 rescales a normalised [-1, 1] action; the controllers registered here take metres and radians directly, so a
 policy's numbers mean the same thing in every env and in the datasets.
 
@@ -33,14 +33,13 @@ from mani_skill.envs.tasks.digital_twins.bridge_dataset_eval.base_env import Wid
 from mani_skill.utils import sapien_utils
 
 from ..render import lod
+from ..spec import CONTROL_MODE, CONTROLLER_FRAME, MAX_DELTA_POS, MAX_DELTA_ROT
 from .scene import WORKSPACE_CENTER
-
-CONTROL_MODE = "pd_ee_target_delta_pose_metric"
-MAX_DELTA_POS = 0.1  # metres per control step
-MAX_DELTA_ROT = 0.5  # radians per control step
 
 
 def _metric_arm(agent, ee_link: str) -> PDEEPoseControllerConfig:
+    # The spec's frame and bounds; ManiSkill turns the 3 rotation numbers into a matrix with
+    # euler_angles_to_matrix(delta, "XYZ") (tests/test_spec.py checks this on a stepped env).
     return PDEEPoseControllerConfig(
         joint_names=agent.arm_joint_names,
         pos_lower=-MAX_DELTA_POS,
@@ -52,6 +51,7 @@ def _metric_arm(agent, ee_link: str) -> PDEEPoseControllerConfig:
         force_limit=agent.arm_force_limit,
         ee_link=ee_link,
         urdf_path=agent.urdf_path,
+        frame=CONTROLLER_FRAME,
         use_target=True,
         normalize_action=False,
     )
@@ -221,8 +221,3 @@ def require_assets(spec: RobotSpec) -> None:
         raise RobotError(f"the {spec.label}'s assets are not installed (missing {', '.join(missing)}); "
                          + spec.install_hint.format(asset_dir=ASSET_DIR))
 
-
-def action_bounds() -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper bounds of the 7-D action."""
-    hi = np.array([MAX_DELTA_POS] * 3 + [MAX_DELTA_ROT] * 3 + [1.0], dtype=np.float32)
-    return -hi, hi

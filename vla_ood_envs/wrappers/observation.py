@@ -4,7 +4,7 @@
 
     {"image": uint8 (N, H, W, 3), "instruction": list[str] (N),
      "segmentation": int16 (N, H, W) (only with obs_mode "rgb+segmentation"),
-     "proprio": float32 (N, 8) (only with include_proprio=True: TCP position, TCP quaternion wxyz, gripper opening)}
+     "proprio": float32 (N, 8) (only with include_proprio=True: `vla_ood_envs.spec.PROPRIO_LAYOUT`)}
 
 State modes ("state") pass ManiSkill's flat state vector through unchanged. `SingleEnvNumpy` is the last
 wrapper of a `num_envs=1` env: numpy arrays without the batch axis, Python scalars, and a Gymnasium Dict
@@ -22,9 +22,10 @@ from gymnasium import spaces
 
 from mani_skill.utils import common
 
+from ..spec import PROPRIO_DIM
+
 INSTRUCTION_MAX_LENGTH = 256
 INSTRUCTION_CHARSET = frozenset(string.printable)
-PROPRIO_DIM = 8
 
 
 def _instruction_space() -> spaces.Text:
