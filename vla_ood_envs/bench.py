@@ -18,6 +18,9 @@ process. Image perturbations
 are timed directly (per frame), since step timings on 2 CPU cores are only good to about +-5%. The quick mode
 (under 2 minutes here) is for checking a performance change before landing it; the full mode produces the
 numbers for docs/performance.md.
+
+The timing loops step random actions straight into the envs rather than through `rollout.collect`: its policy call,
+per-step recording and info handling would be timed with the env, and the rows compare envs.
 """
 
 from __future__ import annotations

@@ -56,24 +56,18 @@ def episode_strip(env_id: str, out: Path, seed: int = 0, steps: tuple[int, ...] 
     import gymnasium as gym
 
     from . import registry  # noqa: F401
-    from .experts import expert_for
+    from .policies import ScriptedPolicy
+    from .rollout import collect
 
     env = gym.make(env_id, camera_width=size, camera_height=size, **env_kwargs)
-    expert = expert_for(env)
     steps = steps or STRIP_STEPS[env.unwrapped.TASK_NAME]
-    frames, captions = [], []
     try:
-        obs, _ = env.reset(seed=seed)
-        expert.reset(env)
-        for t in range(max(steps) + 1):
-            if t in steps:
-                frames.append(obs["image"])
-                captions.append(f"step {t}")
-            obs = env.step(expert.act(env)[0].cpu().numpy())[0]
+        traj = collect(env, ScriptedPolicy(), [seed], max_steps=max(steps) + 1)[0]
     finally:
         env.close()
+    steps = [t for t in steps if t < len(traj)]  # an episode the task ends early shows what it played
     out.parent.mkdir(parents=True, exist_ok=True)
-    grid(frames, len(frames), captions).save(out)
+    grid([traj.images[t] for t in steps], len(steps), [f"step {t}" for t in steps]).save(out)
     return out
 
 
