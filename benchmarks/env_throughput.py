@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import resource
 
-from vla_ood_envs.bench import MODES, REFERENCE, ROUNDS, env_ids, env_throughput, machine, vector_throughput
+from vla_ood_envs.tools.bench import MODES, REFERENCE, ROUNDS, env_ids, env_throughput, machine, vector_throughput
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import vla_ood_envs  # noqa: F401
 from vla_ood_envs.registry import DECLARATIONS, declaration, wrapper_class
 
-from vla_ood_envs.bench import ROUNDS, measure_pair, perturbation_ms
+from vla_ood_envs.tools.bench import ROUNDS, measure_pair, perturbation_ms
 
 ACTION = np.array([0.01, 0.0, -0.005, 0, 0, 0, 1.0], dtype=np.float32)
 

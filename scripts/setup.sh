@@ -11,7 +11,7 @@ if ! "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1; then
   $SUDO apt-get update -q
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv python3-dev
 fi
-$SUDO bash vla_ood_envs/render/install_vulkan.sh
+$SUDO bash vla_ood_envs/runtime/install_vulkan.sh
 # A C compiler and the Vulkan headers build the compatibility layer for old CPU drivers (tests render through it).
 if ! { command -v cc >/dev/null && [ -f /usr/include/vulkan/vk_layer.h ]; }; then
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gcc libc6-dev libvulkan-dev

@@ -13,8 +13,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from vla_ood_envs import bench
-from vla_ood_envs.render import lod
+from vla_ood_envs.tools import bench
+from vla_ood_envs.tasks.robot_meshes import lod
 
 
 def test_env_list_is_data_driven_and_picks_up_registered_tasks(monkeypatch):
@@ -82,7 +82,7 @@ def test_docs_block_is_replaced_and_the_text_around_it_kept(tmp_path):
 
 
 def test_gpu_rows_are_skipped_with_a_note_without_cuda(monkeypatch):
-    from vla_ood_envs.render import device
+    from vla_ood_envs.runtime import device
 
     monkeypatch.setattr(device, "gpu_simulation_available", lambda: False)
     assert "no CUDA device" in bench.gpu_throughput(steps=1)["skipped"]
@@ -171,7 +171,7 @@ def test_two_triangle_floor_renders_like_maniskills_grid(monkeypatch):
 # ---------------------------------------------------------------------------------------------- torch threads
 _THREADS = """
 import json, torch
-from vla_ood_envs.render import device
+from vla_ood_envs.runtime import device
 choice = device.select_render_backend()
 before = torch.get_num_threads()
 device.claim_renderer(choice)

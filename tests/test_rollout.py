@@ -4,10 +4,9 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from vla_ood_envs.experts import run_expert_episode
 from vla_ood_envs.policies import Policy, PolicyInputError, PolicyOutput, ScriptedPolicy
 from vla_ood_envs.policies.base import check_inputs
-from vla_ood_envs.rollout import collect, run_episodes
+from vla_ood_envs.rollout import collect, run_episodes, run_expert_episode
 
 
 class ConstantPolicy(Policy):

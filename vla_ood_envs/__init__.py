@@ -4,7 +4,11 @@
 `gymnasium.make("VLAPick-v0")`.
 """
 
-from .registry import DECLARATIONS, register_all
+from . import _moved
+
+_moved.install()  # old module paths (vla_ood_envs.render.*, .bench, ...) keep working for one release
+
+from .registry import DECLARATIONS, register_all  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def _cmd_doctor(args) -> int:
-    from .doctor import run
+    from .tools.doctor import run
 
     return run(Path(args.out))
 
@@ -28,7 +28,7 @@ def _robot_kwargs(args) -> dict:
 
 
 def _cmd_render(args) -> int:
-    from .pictures import episode_sheet, episode_strip, overview_sheet
+    from .tools.pictures import episode_sheet, episode_strip, overview_sheet
     from .registry import DECLARATIONS, TASKS, declaration
     from .tasks.robots import find_robot
 
@@ -60,7 +60,7 @@ def _cmd_assets(args) -> int:
 
         build(default_asset_dir())
         print(f"regenerated {default_asset_dir()}")
-    from .pictures import articulated_sheet, asset_sheet
+    from .tools.pictures import articulated_sheet, asset_sheet
 
     sheet = Path(args.sheet)
     print(f"wrote {asset_sheet(sheet)}")
@@ -96,7 +96,7 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from .bench import markdown, run
+    from .tools.bench import markdown, run
 
     result = run(args.quick, Path(args.out), size=args.size, docs=Path(args.docs) if args.docs else None)
     print(markdown(result))
@@ -105,7 +105,7 @@ def _cmd_bench(args) -> int:
 
 
 def _cmd_inspect(args) -> int:
-    from .demos.inspect import inspect
+    from .tools.inspect import inspect
 
     inspect(args.dataset, args.out)
     return 0
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except Exception as exc:  # noqa: BLE001 - known errors already carry a fix-it message
         from .demos import DatasetError, SplitError
-        from .render.device import RenderDeviceError
+        from .runtime.device import RenderDeviceError
         from .tasks.robots import RobotError
 
         if isinstance(exc, (RenderDeviceError, DatasetError, SplitError, RobotError)):

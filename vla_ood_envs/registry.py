@@ -152,7 +152,7 @@ def make_env(
     render_backend: None picks the device automatically (no cameras for state modes without a render_mode);
         "none" disables rendering; "cpu", "cuda" or "pci:<alias>" force a device.
     """
-    from .render.device import RenderDeviceError, claim_renderer, gpu_simulation_available, select_render_backend
+    from .runtime.device import RenderDeviceError, claim_renderer, gpu_simulation_available, select_render_backend
     from .wrappers.observation import SingleEnvNumpy, VLAObservation
 
     decl = declaration(env_id)
@@ -210,7 +210,7 @@ def make_vector_env(env_id: str, num_envs: int, **kwargs: Any) -> gym.vector.Vec
 
 def _make_worker_env(env_id: str, **kwargs: Any) -> gym.Env:
     """make_env in a vector-env worker process, which does nothing but step its env."""
-    from .render.device import env_worker_defaults
+    from .runtime.device import env_worker_defaults
 
     env_worker_defaults()
     return make_env(env_id, **kwargs)

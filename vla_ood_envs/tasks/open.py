@@ -30,7 +30,7 @@ import torch
 from mani_skill.utils.structs.pose import Pose
 
 from ..catalog import ArticulatedAsset
-from ..open_factors import (
+from ..factors.open import (
     KINDS, OPEN_TEST_POSITIONS, OPEN_TEST_TEMPLATES, OPEN_TEST_YAWS, OPEN_TRAIN_POSITIONS, OPEN_TRAIN_TEMPLATE,
     OPEN_TRAIN_YAWS, OpenFactors, articulated_names, open_train_pools, sample_open_factors,
 )

@@ -25,8 +25,8 @@ import torch
 from mani_skill.utils.structs.pose import Pose
 
 from ..catalog import MeshAsset
-from ..factors import TEST_TEMPLATES, TRAIN_POSITIONS, TRAIN_TEMPLATE, TRAIN_YAWS, RING_POSITIONS, TEST_YAWS
-from ..factors import PickFactors, sample_factors, train_pools
+from ..factors.pick import TEST_TEMPLATES, TRAIN_POSITIONS, TRAIN_TEMPLATE, TRAIN_YAWS, RING_POSITIONS, TEST_YAWS
+from ..factors.pick import PickFactors, sample_factors, train_pools
 from . import scene as scene_lib
 from .base import ActionError, VLATaskEnv, yaw_quat
 

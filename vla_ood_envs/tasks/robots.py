@@ -8,7 +8,7 @@ rescales a normalised [-1, 1] action; the controllers registered here take metre
 policy's numbers mean the same thing in every env and in the datasets.
 
 Robots:
-- `panda_vla` (default): ManiSkill's Franka Panda with light visual meshes (render/lod.py). Both tasks.
+- `panda_vla` (default): ManiSkill's Franka Panda with light visual meshes (robot_meshes/lod.py). Both tasks.
 - `widowx250s_vla`: the study's WidowX-250S, ManiSkill's real2sim-tuned Bridge digital twin (its arm gains, gripper
   range and the Bridge dataset's third-person camera), standing where the study puts it relative to the
   placement grid. VLAPick only (the study's articulated task uses the Panda). Its meshes are ManiSkill's
@@ -32,8 +32,8 @@ from mani_skill.agents.robots.panda.panda import Panda
 from mani_skill.envs.tasks.digital_twins.bridge_dataset_eval.base_env import WidowX250SBridgeDatasetFlatTable
 from mani_skill.utils import sapien_utils
 
-from ..render import lod
 from ..spec import CONTROL_MODE, CONTROLLER_FRAME, MAX_DELTA_POS, MAX_DELTA_ROT
+from .robot_meshes import lod
 from .scene import WORKSPACE_CENTER
 
 
@@ -62,7 +62,7 @@ class PandaVLA(Panda):
     """Franka Panda with the metric delta-pose controller of the study (plus all of ManiSkill's Panda modes)."""
 
     uid = "panda_vla"
-    # ManiSkill's panda_v2 with light visual meshes (render/lod.py): same links, collisions and kinematics.
+    # ManiSkill's panda_v2 with light visual meshes (robot_meshes/lod.py): same links, collisions and kinematics.
     urdf_path = property(lambda self: lod.panda_urdf())
     # Start with the open hand 21 cm above the centre of the workspace, fingers down: in view of the third-person
     # camera without hiding the objects in the first frames.

@@ -8,7 +8,8 @@ import math
 import gymnasium as gym
 import torch
 
-from ..factors import REPOSITION_POSITIONS, is_nominal_start
+from ..factors.pick import REPOSITION_POSITIONS
+from ..factors.pools import is_nominal_start
 from ..tasks.robots import RobotSpec, find_robot
 from .base import Perturbation, PerturbationError
 

@@ -6,7 +6,7 @@ from typing import Sequence
 
 import gymnasium as gym
 
-from ..factors import DISTRACTOR_MIN_DISTANCE
+from ..factors.pick import DISTRACTOR_MIN_DISTANCE
 from .base import Perturbation, PerturbationError, resolve_names
 
 

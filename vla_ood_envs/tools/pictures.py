@@ -29,7 +29,7 @@ def episode_sheet(env_id: str, out: Path, episodes: int = 8, size: int = 224, se
     to gym.make (e.g. robot_uids)."""
     import gymnasium as gym
 
-    from . import registry  # noqa: F401
+    from .. import registry  # noqa: F401
 
     env = gym.make(env_id, camera_width=size, camera_height=size, **env_kwargs)
     images, captions = [], []
@@ -55,9 +55,9 @@ def episode_strip(env_id: str, out: Path, seed: int = 0, steps: tuple[int, ...] 
     (dynamic texture/noise follow the arm; the reposition event moves the object)."""
     import gymnasium as gym
 
-    from . import registry  # noqa: F401
-    from .policies import ScriptedPolicy
-    from .rollout import collect
+    from .. import registry  # noqa: F401
+    from ..policies import ScriptedPolicy
+    from ..rollout import collect
 
     env = gym.make(env_id, camera_width=size, camera_height=size, **env_kwargs)
     steps = steps or STRIP_STEPS[env.unwrapped.TASK_NAME]
@@ -76,7 +76,7 @@ def overview_sheet(out: Path, size: int = 160, seed: int = 0, columns: int = 4, 
     """One first frame per registered ID of a task, captioned with its condition: the conditions at a glance."""
     import gymnasium as gym
 
-    from .registry import DECLARATIONS
+    from ..registry import DECLARATIONS
 
     images, captions = [], []
     for d in DECLARATIONS:
@@ -115,8 +115,8 @@ def articulated_sheet(out: Path, size: int = 200) -> Path:
     import sapien
     import sapien.render
 
-    from .catalog import default_catalog
-    from .render.device import claim_renderer, sapien_device, select_render_backend
+    from ..catalog import default_catalog
+    from ..runtime.device import claim_renderer, sapien_device, select_render_backend
 
     choice = select_render_backend()
     claim_renderer(choice)
@@ -153,8 +153,8 @@ def asset_sheet(out: Path, size: int = 160) -> Path:
     import sapien
     import sapien.render
 
-    from .catalog import default_catalog
-    from .render.device import claim_renderer, sapien_device, select_render_backend
+    from ..catalog import default_catalog
+    from ..runtime.device import claim_renderer, sapien_device, select_render_backend
 
     choice = select_render_backend()
     claim_renderer(choice)

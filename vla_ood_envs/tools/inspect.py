@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..demos.store import DemoDataset
 from ..spec import ACTION_DIM, ACTION_NAMES
-from .store import DemoDataset
 
 
 def summarize(ds: DemoDataset) -> dict:
@@ -51,7 +51,7 @@ def action_histograms(ds: DemoDataset, out: Path) -> Path:
 
 def contact_sheet(ds: DemoDataset, out: Path, episodes: int = 8, frames: int = 6) -> Path:
     """Rows of evenly spaced frames from the first `episodes` episodes, captioned with step and instruction."""
-    from ..pictures import grid
+    from .pictures import grid
 
     images, captions = [], []
     for ep in list(ds)[:episodes]:

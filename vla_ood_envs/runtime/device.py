@@ -59,7 +59,7 @@ class RenderChoice:
 
 def install_script_path() -> str:
     """The shell script that installs a Vulkan loader and a new enough CPU driver (shipped with the package)."""
-    return str(resources.files("vla_ood_envs.render").joinpath("install_vulkan.sh"))
+    return str(resources.files("vla_ood_envs.runtime").joinpath("install_vulkan.sh"))
 
 
 def _fix_hint() -> str:

@@ -72,7 +72,7 @@ MODES = modes()
 
 def env_ids() -> tuple[str, ...]:
     """The envs to measure: ENV_IDS plus every OPTIONAL_ENV_IDS entry registered in gymnasium right now."""
-    from . import registry  # noqa: F401  (registers the IDs)
+    from .. import registry  # noqa: F401  (registers the IDs)
 
     return ENV_IDS + tuple(i for i in OPTIONAL_ENV_IDS if i in gym.registry and i not in ENV_IDS)
 
@@ -117,7 +117,7 @@ def _peak_rss_mb(pid: int) -> float | None:
 
 # ---------------------------------------------------------------------------------------------- env factories
 def _render_choice():
-    from .render.device import claim_renderer, select_render_backend
+    from ..runtime.device import claim_renderer, select_render_backend
 
     choice = select_render_backend()
     claim_renderer(choice)
@@ -193,7 +193,7 @@ def vector_throughput(steps: int, num_envs: int = VEC_NUM_ENVS, ids: tuple[str, 
 def gpu_throughput(steps: int, num_envs: int = GPU_NUM_ENVS, ids: tuple[str, ...] | None = None,
                    mode: Mode = MODES[1]) -> dict:
     """N envs in one process on ManiSkill's GPU simulation and renderer, or a note saying why it was skipped."""
-    from .render.device import gpu_simulation_available
+    from ..runtime.device import gpu_simulation_available
 
     if not gpu_simulation_available():
         return {"skipped": "no CUDA device visible to torch: ManiSkill's batched GPU simulation (num_envs > 1 in "
@@ -226,7 +226,7 @@ def gpu_throughput(steps: int, num_envs: int = GPU_NUM_ENVS, ids: tuple[str, ...
 
 def perturbation_ms(env, repeats: int = 50) -> float | None:
     """Milliseconds per frame spent inside the image perturbations of a wrapper stack (None if it has none)."""
-    from .wrappers.vision import ImagePerturbation
+    from ..wrappers.vision import ImagePerturbation
 
     total, found, layer = 0.0, False, env
     while isinstance(layer, gym.Wrapper):
@@ -246,7 +246,7 @@ def perturbation_ms(env, repeats: int = 50) -> float | None:
 def perturbation_costs(size: int, step_sps: dict[str, float], quick: bool = False) -> list[dict]:
     """Direct per-frame cost of every registered image-layer condition, also as a share of one rgb env step of its
     task (`step_sps`: rgb steps/s per task, from its bare ID). Quick mode times one condition per task."""
-    from .registry import DECLARATIONS, wrapper_class
+    from ..registry import DECLARATIONS, wrapper_class
 
     rows, seen = [], set()
     for d in DECLARATIONS:
@@ -265,7 +265,7 @@ def perturbation_costs(size: int, step_sps: dict[str, float], quick: bool = Fals
 
 # ---------------------------------------------------------------------------------------------- report
 def machine() -> dict:
-    from .render.device import select_render_backend
+    from ..runtime.device import select_render_backend
 
     def version(dist: str) -> str:
         try:
@@ -275,14 +275,14 @@ def machine() -> dict:
 
     import torch
 
-    from .render import lod
+    from ..tasks.robot_meshes import lod
 
     choice = select_render_backend()
     return {
         "cpu": platform.processor() or platform.machine(), "cores": len(os.sched_getaffinity(0)),
         "python": platform.python_version(), "render_device": choice.device_name, "driver": choice.driver_info,
         "compat_layer": choice.compat_layer, "torch_threads": torch.get_num_threads(),
-        "robot_meshes": "light (vla_ood_envs.render.lod)" if lod.panda_urdf() != str(lod.source_urdf())
+        "robot_meshes": "light (vla_ood_envs.tasks.robot_meshes.lod)" if lod.panda_urdf() != str(lod.source_urdf())
         else "ManiSkill's originals",
         **{d: version(d) for d in ("vla_ood_envs", "mani-skill", "sapien", "torch", "gymnasium")},
     }
@@ -339,7 +339,7 @@ def markdown(result: dict) -> str:
 
 
 def run(quick: bool, out: Path, size: int = 224, docs: Path | None = None) -> dict:
-    from .render.device import env_worker_defaults
+    from ..runtime.device import env_worker_defaults
 
     env_worker_defaults()  # this process and its spawned workers only step envs
     steps = 25 if quick else 150
