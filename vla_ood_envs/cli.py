@@ -16,10 +16,17 @@ def _cmd_doctor(args) -> int:
 def _cmd_list(args) -> int:
     from .registry import DECLARATIONS
 
+    def severity(d) -> str:  # "alpha=0.3": what gym.make(ID, severity=...) changes
+        s = d.severity
+        if s is None:
+            return "-"
+        value = ",".join(f"{v:g}" for v in s.default) if isinstance(s.default, tuple) else f"{s.default:g}"
+        return f"{s.param}={value}"
+
     width = max(len(d.env_id) for d in DECLARATIONS)
-    print(f"{'ID':<{width}}  {'axis':<10} {'condition':<28} description")
+    print(f"{'ID':<{width}}  {'axis':<10} {'condition':<28} {'severity':<22} description")
     for d in DECLARATIONS:
-        print(f"{d.env_id:<{width}}  {d.axis:<10} {d.display_name:<28} {d.description}")
+        print(f"{d.env_id:<{width}}  {d.axis:<10} {d.display_name:<28} {severity(d):<22} {d.description}")
     return 0
 
 

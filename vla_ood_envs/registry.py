@@ -2,18 +2,32 @@
 
 One row per ID: base task, wrapper stack, axis and display name. Registration, `vla-ood list` and (later) the
 evaluation suite all read `DECLARATIONS`; adding an OOD condition means adding a row.
+
+An ID whose stack holds a wrapper that declares a severity (`Perturbation.SEVERITY`) has one: `severity_of(ID)` says
+which argument, its value in the row and its range, and `gym.make(ID, severity=value)` builds the ID with another
+value, so an evaluation can sweep any ID without knowing its wrapper.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 
 TASKS = ("VLAPick", "VLAOpen")
 AXES = ("IND", "vision", "semantics", "execution")
+
+
+class SeveritySetting(NamedTuple):
+    """An ID's severity: the wrapper argument, its value in the ID's row (or the wrapper's default) and its range
+    (low, high) in the argument's unit. A distance band's value is a (lo, hi) pair, each end in the range."""
+
+    param: str
+    default: float | tuple[float, float]
+    range: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -25,6 +39,27 @@ class EnvDeclaration:
     description: str
     wrappers: tuple[tuple[str, dict[str, Any]], ...] = ()  # (wrapper class name in vla_ood_envs.wrappers, kwargs)
     task_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def severity_wrapper(self) -> int | None:
+        """Index in `wrappers` of the one wrapper that declares a severity; None when none does. Raises ValueError
+        when several do (a sweep would not know which to change)."""
+        found = [i for i, (name, _) in enumerate(self.wrappers) if wrapper_class(name).SEVERITY is not None]
+        if len(found) > 1:
+            raise ValueError(f"{self.env_id} stacks several wrappers with a severity "
+                             f"({', '.join(self.wrappers[i][0] for i in found)}); give it one")
+        return found[0] if found else None
+
+    @property
+    def severity(self) -> SeveritySetting | None:
+        """The ID's severity (None for an ID whose perturbations have no strength, e.g. a pool swap)."""
+        i = self.severity_wrapper()
+        if i is None:
+            return None
+        name, kwargs = self.wrappers[i]
+        cls = wrapper_class(name)
+        sev = cls.SEVERITY
+        default = kwargs.get(sev.param, inspect.signature(cls.__init__).parameters[sev.param].default)
+        return SeveritySetting(sev.param, sev.check(default), (sev.low, sev.high))
 
 
 def _w(name: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
@@ -121,6 +156,23 @@ def declaration(env_id: str) -> EnvDeclaration:
     raise gym.error.UnregisteredEnv(f"{env_id!r} is not a vla_ood_envs ID; registered IDs: {known}")
 
 
+def severity_of(env_id: str) -> SeveritySetting:
+    """(param, default, (low, high)) of `env_id`'s severity, e.g. ("alpha", 0.5, (0.0, 1.0)) for
+    VLAPick-DynamicNoiseStrong-v0. Raises ValueError for an ID without one, naming the IDs that have one."""
+    d = declaration(env_id)
+    setting = d.severity
+    if setting is None:
+        swept = ", ".join(x.env_id for x in DECLARATIONS if x.severity is not None)
+        what = ", ".join(name for name, _ in d.wrappers) or "no perturbation"
+        raise ValueError(f"{env_id} has no severity to sweep ({what}); IDs with one: {swept}")
+    return setting
+
+
+def severity_ids() -> tuple[str, ...]:
+    """The registered IDs that have a severity, in table order."""
+    return tuple(d.env_id for d in DECLARATIONS if d.severity is not None)
+
+
 def _task_class(task: str):
     if task == "VLAPick":
         from .tasks.pick import VLAPickEnv
@@ -144,9 +196,13 @@ def make_env(
     render_backend: str | None = None,
     sim_backend: str = "auto",
     include_proprio: bool = False,
+    severity: Any = None,
     **task_kwargs: Any,
 ) -> gym.Env:
     """Build a registered env: the task, its OOD wrappers, and (for num_envs=1) the numpy single-env view.
+
+    severity: a value for the ID's severity argument in place of the row's (see `severity_of`); ValueError for an
+        ID without a severity, the wrappers' PerturbationError for a value outside its range.
 
     obs_mode: "rgb" (image + instruction), "rgb+segmentation", or ManiSkill's "state"/"state_dict".
     render_backend: None picks the device automatically (no cameras for state modes without a render_mode);
@@ -177,7 +233,13 @@ def make_env(
     # live on the claimed device.
     backend = "none" if render_backend == "none" or (render_backend is None and state_only) else choice.backend
     kwargs = {**decl.task_kwargs, **task_kwargs}
-    stack = [(wrapper_class(name), wkw) for name, wkw in decl.wrappers]
+    stack = [(wrapper_class(name), dict(wkw)) for name, wkw in decl.wrappers]
+    if severity is not None:
+        i = decl.severity_wrapper()
+        if i is None:
+            severity_of(env_id)  # raises, naming the IDs that have a severity
+        cls, wkw = stack[i]
+        wkw[cls.SEVERITY.param] = cls.SEVERITY.check(severity)
     # Image perturbations read the segmentation image; render it even when the user did not ask to see it.
     needs_seg = any(cls.requires_segmentation(**wkw) for cls, wkw in stack)
     internal_obs_mode = obs_mode
