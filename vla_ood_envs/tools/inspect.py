@@ -30,7 +30,11 @@ def summarize(ds: DemoDataset) -> dict:
 
 
 def action_histograms(ds: DemoDataset, out: Path) -> Path:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("the action histograms need matplotlib: pip install matplotlib (or the package's "
+                          "'train' or 'dev' extra)") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
