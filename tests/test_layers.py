@@ -120,3 +120,41 @@ def test_readme_layout_lists_the_tree():
             if (p.is_dir() and (p / "__init__.py").is_file()) or (p.suffix == ".py" and p.name != "__init__.py")}
     assert inside == tree
     assert top - {"vla_ood_envs/"} and all((PACKAGE.parent / name).exists() for name in top)
+
+
+def test_old_module_paths_warn_and_give_the_moved_modules():
+    """For one release the first layout's paths still import: the same module objects as the new paths, with a
+    DeprecationWarning pointing at the importing line (run in a fresh interpreter, where nothing is imported yet)."""
+    import subprocess
+    import sys
+
+    code = '''
+import importlib, os, warnings
+import vla_ood_envs
+from vla_ood_envs import _moved
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    for old, new in _moved.MODULES.items():
+        assert importlib.import_module(old) is importlib.import_module(new), old
+        assert importlib.import_module(new).__spec__.name == new, new
+    from vla_ood_envs.render import lod, device
+    from vla_ood_envs.experts import run_expert_episode
+import vla_ood_envs.rollout, vla_ood_envs.tasks.robot_meshes.lod as light
+assert lod is light and run_expert_episode is vla_ood_envs.rollout.run_expert_episode
+assert os.path.isfile(device.install_script_path()) and len(vla_ood_envs.runtime.compat._source()) > 1000
+messages = [str(w.message) for w in caught if w.category is DeprecationWarning]
+for old in [*_moved.MODULES, *_moved.PACKAGES]:
+    assert any(m.startswith(old + " ") for m in messages), old
+assert any("run_expert_episode moved to vla_ood_envs.rollout" in m for m in messages)
+assert all(w.filename == "<string>" for w in caught if w.category is DeprecationWarning), [w.filename for w in caught]
+try:
+    from vla_ood_envs.experts import no_such_name
+except ImportError:
+    pass
+else:
+    raise AssertionError("an unknown name must still fail")
+print("ok")
+'''
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=PACKAGE.parent)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]

@@ -29,7 +29,8 @@ EXPECTED = {
 
 def test_every_wrapper_declares_a_constructor_argument_or_none():
     classes = [getattr(wrappers, n) for n in wrappers.__all__]
-    perturbations = [c for c in classes if isinstance(c, type) and issubclass(c, Perturbation) and c is not Perturbation]
+    perturbations = [c for c in classes if isinstance(c, type) and issubclass(c, Perturbation)
+                     and c is not Perturbation]
     declared = {c.__name__: c.SEVERITY for c in perturbations}
     assert {n for n, s in declared.items() if s is not None} == {
         "DynamicTexture", "DynamicNoise", "RobotInitPose", "MidEpisodeReposition", "DistractorObject",

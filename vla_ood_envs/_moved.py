@@ -4,9 +4,10 @@
 `import vla_ood_envs.render.device` (or `from vla_ood_envs.bench import run`) finds the new module and binds it under
 the old name too: the same module object, so its state (the claimed renderer, caches) and monkeypatching are shared,
 and package data is still read from the new place. An old package whose modules went to several places
-(`PACKAGES`) becomes an empty stand-in whose attributes are those modules. `ATTRIBUTES` does the same for names that moved between modules
-(the old module's `__getattr__` calls `moved_attribute`). No file stays at an old path, so git follows each move as a
-rename. Delete an entry, and this module with the last one, after the release that announced it.
+(`PACKAGES`) becomes an empty stand-in whose attributes are those modules. `ATTRIBUTES` does the same for names
+that moved between modules (the old module's `__getattr__` calls `moved_attribute`). No file stays at an old path,
+so git follows each move as a rename. Delete an entry, and this module with the last one, after the release that
+announced it.
 """
 
 from __future__ import annotations
