@@ -160,12 +160,14 @@ def severity_of(env_id: str) -> SeveritySetting:
     """(param, default, (low, high)) of `env_id`'s severity, e.g. ("alpha", 0.5, (0.0, 1.0)) for
     VLAPick-DynamicNoiseStrong-v0. Raises ValueError for an ID without one, naming the IDs that have one."""
     d = declaration(env_id)
-    setting = d.severity
-    if setting is None:
-        swept = ", ".join(x.env_id for x in DECLARATIONS if x.severity is not None)
-        what = ", ".join(name for name, _ in d.wrappers) or "no perturbation"
-        raise ValueError(f"{env_id} has no severity to sweep ({what}); IDs with one: {swept}")
-    return setting
+    if d.severity is None:
+        raise _no_severity(d)
+    return d.severity
+
+
+def _no_severity(d: EnvDeclaration) -> ValueError:
+    what = ", ".join(name for name, _ in d.wrappers) or "no perturbation"
+    return ValueError(f"{d.env_id} has no severity to sweep ({what}); IDs with one: {', '.join(severity_ids())}")
 
 
 def severity_ids() -> tuple[str, ...]:
@@ -237,7 +239,7 @@ def make_env(
     if severity is not None:
         i = decl.severity_wrapper()
         if i is None:
-            severity_of(env_id)  # raises, naming the IDs that have a severity
+            raise _no_severity(decl)
         cls, wkw = stack[i]
         wkw[cls.SEVERITY.param] = cls.SEVERITY.check(severity)
     # Image perturbations read the segmentation image; render it even when the user did not ask to see it.
