@@ -3,7 +3,8 @@
 Read from the source (no module is imported). Lower layers first; a module may import its own layer and those below.
 The order is the data flow of docs/architecture.md: spec and the process runtime at the bottom, then assets,
 factors, tasks, wrappers, the registry, experts, policies, the rollout loop, what consumes rollouts (demos, training,
-evaluation), the study, the tools, and the CLI on top.
+evaluation), the study, the tools, and the CLI on top. `errors` and `sheets` (picture tiling) are leaves anyone
+may use; `vector` (the make_vec env) sits beside the registry it serves.
 """
 
 import ast
@@ -12,12 +13,12 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "vla_ood_envs"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("spec", "errors", "runtime", "_moved"),
+    ("spec", "errors", "runtime", "sheets", "_moved"),
     ("catalog", "assets_gen"),
     ("factors",),
     ("tasks",),
     ("wrappers",),
-    ("registry",),
+    ("registry", "vector"),
     ("experts",),
     ("policies",),
     ("rollout",),
@@ -27,7 +28,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli", "__init__"),
 )
 # Beyond the order: the model side never reaches into the simulation (docs/training-design.md).
-NEVER = {"policies": ("tasks", "wrappers", "registry", "factors", "catalog", "assets_gen")}
+NEVER = {"policies": ("tasks", "wrappers", "registry", "vector")}
 
 
 def _layer(part: str) -> int:

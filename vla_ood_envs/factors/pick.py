@@ -64,7 +64,9 @@ class Placement:
 
 @dataclass(frozen=True)
 class PickFactors:
-    """Everything that defines one VLAPick episode. `xy` are offsets (m) from the workspace centre."""
+    """Everything that defines one VLAPick episode. Every position (`object_xy`, `receptacle_xy`, the distractors'
+    `xy`, `reposition_xy`, and the manifest's `events[*].from/to`) is an offset (m) from the workspace centre,
+    world (x, y) = tasks.scene.WORKSPACE_CENTER."""
 
     object: str
     receptacle: str

@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 
 from ..catalog import Catalog
+from ..errors import PoolError  # noqa: F401 (kept importable from here)
 
 # The nominal robot start: no joint offsets. A perturbed start lists one offset per arm joint of the env's robot
 # (7 for the Panda, 6 for the WidowX); the env checks the length.
@@ -24,7 +25,8 @@ def is_nominal_start(offset: tuple[float, ...]) -> bool:
 
 # Keys the episode manifest adds to a factor record (VLATaskEnv.manifests); a record read back from a manifest
 # replays the episode, so from_dict accepts and drops them.
-MANIFEST_KEYS = frozenset({"task", "robot", "seed", "pools", "events"})
+MANIFEST_KEYS = frozenset({"task", "robot", "seed", "pools", "events", "replayed_from", "outside_pools",
+                           "max_episode_steps"})
 
 
 def record_fields(cls, d: dict) -> dict:
@@ -34,10 +36,6 @@ def record_fields(cls, d: dict) -> dict:
     if unknown:
         raise ValueError(f"unknown factor fields {sorted(unknown)}; known: {sorted(known)}")
     return {k: v for k, v in d.items() if k in known}
-
-
-class PoolError(ValueError):
-    """A pool is empty, names unknown assets, or admits no valid episode."""
 
 
 class PoolOps:

@@ -35,6 +35,7 @@ from mani_skill.utils import sapien_utils
 from ..spec import CONTROL_MODE, CONTROLLER_FRAME, MAX_DELTA_POS, MAX_DELTA_ROT
 from .robot_meshes import lod
 from .scene import WORKSPACE_CENTER
+from ..errors import RobotError  # noqa: F401 (kept importable from here)
 
 
 def _metric_arm(agent, ee_link: str) -> PDEEPoseControllerConfig:
@@ -184,10 +185,6 @@ ROBOTS: dict[str, RobotSpec] = {
                       "asset directory is $MS_ASSET_DIR/data, by default ~/.maniskill/data)"),
     ),
 }
-
-
-class RobotError(ValueError):
-    """An unknown robot, a robot the task cannot use, or a robot whose assets are not installed."""
 
 
 def find_robot(robot_uids: str) -> RobotSpec:

@@ -55,7 +55,7 @@ def action_histograms(ds: DemoDataset, out: Path) -> Path:
 
 def contact_sheet(ds: DemoDataset, out: Path, episodes: int = 8, frames: int = 6) -> Path:
     """Rows of evenly spaced frames from the first `episodes` episodes, captioned with step and instruction."""
-    from .pictures import grid
+    from ..sheets import grid
 
     images, captions = [], []
     for ep in list(ds)[:episodes]:

@@ -5,23 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
-
-def grid(images: list[np.ndarray], columns: int, captions: list[str] | None = None) -> Image.Image:
-    """Tile equally sized RGB images into a sheet, with an optional caption strip under each."""
-    h, w = images[0].shape[:2]
-    cap_h = 14 if captions else 0
-    rows = (len(images) + columns - 1) // columns
-    sheet = Image.new("RGB", (columns * w, rows * (h + cap_h)), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for i, img in enumerate(images):
-        x, y = (i % columns) * w, (i // columns) * (h + cap_h)
-        sheet.paste(Image.fromarray(img), (x, y))
-        if captions:
-            draw.text((x + 3, y + h + 1), captions[i][: w // 6], fill=(0, 0, 0))
-    return sheet
-
+from ..sheets import grid
 
 def episode_sheet(env_id: str, out: Path, episodes: int = 8, size: int = 224, seed: int = 0,
                   columns: int = 4, **env_kwargs) -> Path:
