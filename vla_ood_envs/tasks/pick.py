@@ -29,6 +29,7 @@ from ..factors import TEST_TEMPLATES, TRAIN_POSITIONS, TRAIN_TEMPLATE, TRAIN_YAW
 from ..factors import PickFactors, sample_factors, train_pools
 from . import scene as scene_lib
 from .base import ActionError, VLATaskEnv, yaw_quat
+from .contacts import grasp_test, pair_forces
 
 __all__ = ["ActionError", "VLAPickEnv"]
 
@@ -211,9 +212,7 @@ class VLAPickEnv(VLATaskEnv):
         obj_mid = obj_p[:, 2] + self._obj_height[self.target_object] / 2
         rec_mid = rec_p[:, 2] + self._rec_height[self.target_receptacle] / 2
         in_z = (gap <= SUCCESS_MAX_GAP) & (obj_mid > rec_mid)
-        contact = self._pair_contact_force()
-        is_grasped = self._select(self.objects, self.target_object,
-                                  lambda a: self.agent.is_grasping(a, GRASP_MIN_FORCE, GRASP_MAX_ANGLE))
+        contact, is_grasped = self._contact_and_grasp()
         success = in_xy & in_z & (contact > SUCCESS_MIN_CONTACT)
         self._update_progress(is_grasped, success)
         return {
@@ -226,11 +225,21 @@ class VLAPickEnv(VLATaskEnv):
             "potential": self.potential.clone(),
         }
 
+    def _contact_and_grasp(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Object-receptacle contact force (N,) in newtons and whether the robot grasps the object (N,) bool."""
+        if self.gpu_sim_enabled:
+            is_grasped = self._select(self.objects, self.target_object,
+                                      lambda a: self.agent.is_grasping(a, GRASP_MIN_FORCE, GRASP_MAX_ANGLE))
+            return self._pair_contact_force(), is_grasped
+        # CPU simulation (one env): one contact query for the two finger pairs and the placement pair.
+        obj, rec = self.objects[int(self.target_object[0])], self.receptacles[int(self.target_receptacle[0])]
+        agent = self.agent
+        left, right, placed = pair_forces(self.scene, [(agent.finger1_link, obj), (agent.finger2_link, obj),
+                                                       (obj, rec)])
+        return torch.linalg.norm(placed, dim=-1), grasp_test(agent, left, right, GRASP_MIN_FORCE, GRASP_MAX_ANGLE)
+
     def _pair_contact_force(self) -> torch.Tensor:
-        if self.num_envs == 1:
-            forces = self.scene.get_pairwise_contact_forces(self.objects[int(self.target_object[0])],
-                                                            self.receptacles[int(self.target_receptacle[0])])
-            return torch.linalg.norm(forces, dim=-1)
+        """Object-receptacle contact force (N,) on the GPU simulation: one query per object-receptacle pair in use."""
         out = torch.zeros(self.num_envs, device=self.device)
         pairs = torch.stack([self.target_object, self.target_receptacle], -1)
         for o, r in torch.unique(pairs, dim=0).tolist():
