@@ -39,8 +39,10 @@ def pair_forces(scene, pairs: Sequence[tuple]) -> list[torch.Tensor]:
             for i, first in hits:
                 found[i].append((contact, first))
     dt = scene.px.timestep
-    # ManiSkill's get_pairwise_contact_impulses, then / timestep, on each pair's contacts in PhysX's order.
-    return [common.to_tensor(sapien_utils.compute_total_impulse(c))[None, :] / dt for c in found]
+    # ManiSkill's get_pairwise_contact_impulses, then / timestep, on each pair's contacts in PhysX's order (no
+    # contact: its zeros, directly).
+    return [common.to_tensor(sapien_utils.compute_total_impulse(c))[None, :] / dt if c else torch.zeros((1, 3))
+            for c in found]
 
 
 def _y_axis(q: torch.Tensor) -> torch.Tensor:
@@ -51,16 +53,25 @@ def _y_axis(q: torch.Tensor) -> torch.Tensor:
     return torch.stack((two_s * (i * j - k * r), 1 - two_s * (i * i + k * k), two_s * (j * k + i * r)), -1)
 
 
+def _unit(x: torch.Tensor, norm: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """x / |x| row-wise, rows shorter than eps left as they are: ManiSkill's `common.normalize_vector` with its norm
+    given, and a `where` in place of its masked assignment (same values)."""
+    return torch.multiply(x, (1 / torch.where(norm < eps, 1.0, norm))[:, None])
+
+
 def grasp_test(agent, left: torch.Tensor, right: torch.Tensor, min_force: float, max_angle: float) -> torch.Tensor:
     """Whether the agent grasps the body whose contact forces on its fingers are `left` and `right` (N, 3):
     ManiSkill 3.0.1's `Panda.is_grasping` / `WidowX250S.is_grasping` (both fingers pressed with >= min_force
-    newtons, each force within max_angle degrees of the finger's opening direction) on forces already read.
-    Returns (N,) bool."""
-    ldirection = _y_axis(agent.finger1_link.pose.q)
-    rdirection = -_y_axis(agent.finger2_link.pose.q)
+    newtons, each force within max_angle degrees of the finger's opening direction) on forces already read, with
+    the same arithmetic. Returns (N,) bool."""
+    lnorm, rnorm = torch.linalg.norm(left, axis=1), torch.linalg.norm(right, axis=1)
+    pressed = torch.logical_and(lnorm >= min_force, rnorm >= min_force)
+    if not bool(pressed.any()):  # most steps: the directions cannot change the answer
+        return pressed
     flags = []
-    for force, direction in ((left, ldirection), (right, rdirection)):
-        norm = torch.linalg.norm(force, axis=1)
-        angle = common.compute_angle_between(direction, force)
-        flags.append(torch.logical_and(norm >= min_force, torch.rad2deg(angle) <= max_angle))
-    return torch.logical_and(*flags)
+    for force, norm, direction in ((left, lnorm, _y_axis(agent.finger1_link.pose.q)),
+                                   (right, rnorm, -_y_axis(agent.finger2_link.pose.q))):
+        # common.compute_angle_between(direction, force)
+        cos = torch.einsum("ij,ij->i", _unit(direction, torch.linalg.norm(direction, axis=1)), _unit(force, norm))
+        flags.append(torch.rad2deg(torch.arccos(torch.clip(cos, -1, 1))) <= max_angle)
+    return torch.logical_and(pressed, torch.logical_and(*flags))
