@@ -18,6 +18,7 @@ With `--compare DIR`, DIR is another checkout of the package (e.g. `git worktree
 two trees are measured in alternating fresh processes and their medians printed side by side.
 
     python benchmarks/step_cost.py [--env VLAPick-v0] [--obs-mode state] [--steps 80] [--runs 3] [--compare DIR]
+                                   [--user-process]
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def child(env_id: str, obs_mode: str, steps: int, size: int, seed: int) -> dict:
+def child(env_id: str, obs_mode: str, steps: int, size: int, seed: int, user_process: bool = False) -> dict:
     import warnings
 
     import gymnasium as gym
@@ -67,8 +68,8 @@ def child(env_id: str, obs_mode: str, steps: int, size: int, seed: int) -> dict:
     import vla_ood_envs  # noqa: F401
     from vla_ood_envs.render.device import env_worker_defaults
 
-    if os.environ.get("VLA_OOD_TORCH_THREADS") is None:
-        env_worker_defaults()
+    if not user_process:
+        env_worker_defaults()  # as in the env worker processes the package spawns: torch on one thread
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         env = gym.make(env_id, obs_mode=obs_mode, camera_width=size, camera_height=size)
@@ -122,10 +123,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", type=int, default=3, help="fresh processes per tree")
     parser.add_argument("--compare", default=None, help="another checkout of the package, measured alternately")
+    parser.add_argument("--user-process", action="store_true",
+                        help="leave torch's threads as in a user's own process (default: as in an env worker)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.env, args.obs_mode, args.steps, args.size, args.seed)))
+        print(json.dumps(child(args.env, args.obs_mode, args.steps, args.size, args.seed, args.user_process)))
         return
     here = str(Path(__file__).resolve().parents[1])
     trees = {"this tree": here}
@@ -134,6 +137,7 @@ def main() -> None:
     runs: dict[str, list[dict]] = {k: [] for k in trees}
     cmd = [sys.executable, __file__, "--child", "--env", args.env, "--obs-mode", args.obs_mode, "--size",
            str(args.size), "--steps", str(args.steps), "--seed", str(args.seed)]
+    cmd += ["--user-process"] if args.user_process else []
     load = [os.getloadavg()[0]]
     for r in range(args.runs):
         for name, tree in trees.items() if r % 2 == 0 else reversed(list(trees.items())):
@@ -146,7 +150,9 @@ def main() -> None:
                   file=sys.stderr)
     load.append(os.getloadavg()[0])
     keys = list(runs[next(iter(runs))][0])
-    print(f"\n{args.env} {args.obs_mode}{'' if args.obs_mode == 'state' else f' {args.size}'}: ms per step, median "
+    threads = "a user's process (torch's default threads)" if args.user_process else "an env worker (1 torch thread)"
+    print(f"\n{args.env} {args.obs_mode}{'' if args.obs_mode == 'state' else f' {args.size}'}, as in {threads}: "
+          f"ms per step, median "
           f"of {args.runs} fresh processes per tree ({args.steps} steps each), load average (1 min) {load[0]:.2f} "
           f"at the start, {load[1]:.2f} at the end\n")
     print("| component | " + " | ".join(trees) + " |")
