@@ -5,6 +5,10 @@ this together with the image conditions, torch threads, vector envs and memory, 
     python benchmarks/env_throughput.py                       # every mode, 7 rounds of 60 steps
     python benchmarks/env_throughput.py --modes "rgb 224" --rounds 5 --steps 40
     python benchmarks/env_throughput.py --ids VLAPick-v0 --vec 2
+    python benchmarks/env_throughput.py --ids VLAPick-v0 --modes "rgb 224" --compare /tmp/old   # before/after
+
+--compare DIR adds each env built from DIR, another checkout of the package (e.g. `git worktree add /tmp/old
+<commit>`), to every table: before and after in the same alternating rounds.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ def main() -> None:
     parser.add_argument("--ids", nargs="*", default=None, help=f"env IDs (default: {', '.join(env_ids())})")
     parser.add_argument("--modes", nargs="*", default=None, help=f"subset of: {', '.join(m.label for m in MODES)}")
     parser.add_argument("--vec", type=int, default=0, help="also N envs as N processes (rgb 224)")
+    parser.add_argument("--compare", default=None, help="another checkout: its envs join every table")
     args = parser.parse_args()
     env_worker_defaults()
     ids = tuple(args.ids) if args.ids else env_ids()
     modes = tuple(m for m in MODES if args.modes is None or m.label in args.modes)
-    tables = env_tables(ids, modes, args.rounds, args.steps)
+    tables = env_tables(ids, modes, args.rounds, args.steps, compare_tree=args.compare)
     m = machine()
     print(f"\n{m['cpu']}, {m['cores']} cores, rendering on {m['render_on']} ({m['render_device']}), robot meshes "
           f"{m['robot_meshes']}\n")

@@ -100,8 +100,9 @@ def test_ratio_pairs_rounds():
     assert bench.ratio(a, b) == {"median": 2.0, "min": 1.0, "max": 3.0}
 
 
-def test_compare_runs_each_env_in_its_own_process(monkeypatch):
-    """Two tiny state envs in two fresh worker processes, alternating rounds; a failing env names itself."""
+def test_compare_runs_each_env_in_its_own_process(tmp_path):
+    """Two state envs in two fresh worker processes, alternating rounds; a failing env (or a `tree` that is not a
+    checkout) names itself."""
     specs = [bench.EnvSpec("VLAPick-v0", "state"), bench.EnvSpec(bench.REFERENCE, "state", reference="500/5 Hz")]
     t = bench.compare(specs, rounds=2, steps=2)
     assert [r["env"] for r in t["rows"]] == ["VLAPick-v0", "PickCube-v1 500/5 Hz"]
@@ -109,8 +110,11 @@ def test_compare_runs_each_env_in_its_own_process(monkeypatch):
         assert len(r["rounds"]) == 2 and r["steps_per_s"]["min"] <= r["steps_per_s"]["median"] > 0
         assert r["cpu_ms"]["median"] > 0 and r["peak_rss_mb"] is None or r["peak_rss_mb"] > 100
     assert t["load"]["start"] and t["load"]["end"]
+    assert all(r["package"] == str(Path(bench.__file__).parent) for r in t["rows"])
     with pytest.raises(bench.BenchError, match="NoSuchEnv-v0"):
         bench.compare([bench.EnvSpec("NoSuchEnv-v0", "state")], rounds=1, steps=1)
+    with pytest.raises(bench.BenchError, match="not a checkout of vla_ood_envs"):
+        bench.compare([bench.EnvSpec("VLAPick-v0", "state", tree=str(tmp_path))], rounds=1, steps=1)
 
 
 def test_docs_block_is_replaced_and_the_text_around_it_kept(tmp_path):

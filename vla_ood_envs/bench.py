@@ -26,6 +26,7 @@ a GPU) is printed with the tables: on a GPU machine every rendering row is a GPU
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.metadata
 import json
 import multiprocessing as mp
@@ -33,6 +34,7 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass, replace
@@ -104,11 +106,26 @@ class EnvSpec:
     num_envs: int = 1
     sim_backend: str = "auto"
     torch_threads: str = "1"
+    tree: str | None = None
+    """Another checkout of the package to build `env_id` from (before/after comparisons), None: this one."""
 
     @property
     def label(self) -> str:
         name = self.env_id if self.reference is None else f"{REFERENCE} {self.reference}"
-        return name + ("" if self.torch_threads == "1" else f" (torch threads: {self.torch_threads})")
+        name += "" if self.torch_threads == "1" else f" (torch threads: {self.torch_threads})"
+        return name + ("" if self.tree is None else f" @ {Path(self.tree).name}")
+
+
+def _use_tree(tree: str) -> None:
+    """Make this fresh worker process import vla_ood_envs from the checkout `tree` from now on: the modules loaded
+    so far (this one excepted, whose helpers import lazily) are dropped and the package is imported again."""
+    root = Path(tree).resolve()
+    if not (root / "vla_ood_envs" / "__init__.py").is_file():
+        raise BenchError(f"{tree} is not a checkout of vla_ood_envs (no vla_ood_envs/__init__.py there)")
+    for name in [m for m in sys.modules if m.split(".")[0] == "vla_ood_envs" and m != __name__]:
+        del sys.modules[name]
+    sys.path.insert(0, str(root))
+    importlib.import_module("vla_ood_envs")
 
 
 # ---------------------------------------------------------------------------------------------- env factories
@@ -204,6 +221,8 @@ def _serve(conn, spec_dict: dict) -> None:
     try:
         spec = EnvSpec(**spec_dict)
         os.environ["VLA_OOD_TORCH_THREADS"] = spec.torch_threads
+        if spec.tree:
+            _use_tree(spec.tree)
         t = time.perf_counter()
         env = _build(spec)
         build_s = time.perf_counter() - t
@@ -213,7 +232,8 @@ def _serve(conn, spec_dict: dict) -> None:
         timed_round(env, actions(WARMUP_STEPS), sync=sync)
         import torch
 
-        conn.send(("ready", {"build_s": build_s, "torch_threads": torch.get_num_threads()}))
+        conn.send(("ready", {"build_s": build_s, "torch_threads": torch.get_num_threads(),
+                             "package": str(Path(sys.modules["vla_ood_envs"].__file__).parent)}))
         while True:
             cmd, arg = conn.recv()
             if cmd == "close":
@@ -283,10 +303,12 @@ def compare(specs: Sequence[EnvSpec], rounds: int, steps: int, progress: Callabl
     ctx = mp.get_context("spawn")
     load_start = _load()
     workers: list[_Worker] = []
+    packages: list[str] = []
     try:
         for spec in specs:  # built one at a time: builds do not compete with each other
             workers.append(_Worker(ctx, spec))
             ready = workers[-1].ask("", expect="ready")
+            packages.append(ready["package"])
             progress(f"built {spec.label} ({spec.obs_mode}, {spec.width}x{spec.height}) in {ready['build_s']:.1f} s")
         per = [[] for _ in workers]
         for r in range(rounds):
@@ -297,9 +319,9 @@ def compare(specs: Sequence[EnvSpec], rounds: int, steps: int, progress: Callabl
                 f"{w.spec.label} {per[i][-1]['steps_per_s']:.1f}/s" for i, w in enumerate(workers)))
         load_end = _load()
         rows = []
-        for w, rs in zip(workers, per):
+        for w, rs, package in zip(workers, per, packages):
             rows.append({
-                "env": w.spec.label, "env_id": w.spec.env_id, "reference": w.spec.reference,
+                "env": w.spec.label, "env_id": w.spec.env_id, "reference": w.spec.reference, "package": package,
                 "obs_mode": w.spec.obs_mode, "width": w.spec.width, "height": w.spec.height,
                 "num_envs": w.spec.num_envs, "torch_threads": w.spec.torch_threads,
                 "steps_per_s": _summary([x["steps_per_s"] for x in rs]),
@@ -350,11 +372,14 @@ def _uniform_actions(space, scale: float = 0.3, seed: int = 0) -> Callable[[], n
 
 # ---------------------------------------------------------------------------------------------- tables
 def env_tables(ids: Sequence[str], mode_list: Sequence[Mode], rounds: int, steps: int,
-               progress: Callable[[str], None] = print) -> list[dict]:
-    """Per observation mode: every env of `ids` and PickCube-v1 at both settings, each in its own process."""
+               progress: Callable[[str], None] = print, compare_tree: str | None = None) -> list[dict]:
+    """Per observation mode: every env of `ids` (and of `ids` built from the checkout `compare_tree`) and
+    PickCube-v1 at both settings, each in its own process."""
     tables = []
     for m in mode_list:
         specs = [EnvSpec(i, m.obs_mode, m.width, m.height) for i in ids]
+        if compare_tree:
+            specs += [EnvSpec(i, m.obs_mode, m.width, m.height, tree=compare_tree) for i in ids]
         specs += [EnvSpec(REFERENCE, m.obs_mode, m.width, m.height, reference=s) for s in REFERENCE_SETTINGS]
         n = steps if m.width * m.height <= 224 * 224 else max(5, steps // 2)
         progress(f"[{m.label}] {len(specs)} envs, {rounds} rounds of {n} steps")
