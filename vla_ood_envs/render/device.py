@@ -10,7 +10,8 @@ package's compatibility Vulkan layer is for; that is the one place to plug it in
 
 Env worker processes the package spawns (gym.make_vec workers, demo generation workers, `vla-ood bench`) run
 torch on one intra-op thread when they render on the CPU driver (see `limit_torch_threads`); a user's own process
-keeps its torch settings unless VLA_OOD_TORCH_THREADS asks otherwise.
+keeps its torch settings unless VLA_OOD_TORCH_THREADS asks otherwise, and a single env runs its own tensor work
+on one thread inside each call, restoring the caller's count (`env_thread_scope`).
 """
 
 from __future__ import annotations
