@@ -32,7 +32,7 @@ def test_recorded_episode_replays_to_the_same_infos(env_id, seed):
     stored = {k[len(key) + 1:]: STORED[k] for k in STORED.files if k.startswith(key + "/")}
     assert stored["is_grasped"].any() and stored["success"][-1]  # the episode exercises grasp and success
     replayed = RECORDER.replay(env_id, seed, stored.pop("actions"))
-    assert sorted(replayed) == sorted(stored)
+    assert set(stored) <= set(replayed)  # info keys added since the recording are not compared
     for name, want in stored.items():
         got = replayed[name]
         if want.dtype == bool:

@@ -14,6 +14,8 @@ from .render.device import (
     ENV_VAR,
     RenderDeviceError,
     gpu_simulation_available,
+    physx_gpu_download_error,
+    physx_gpu_library,
     select_render_backend,
 )
 from .render import compat
@@ -58,6 +60,24 @@ def _report_robots(print_fn) -> None:
         print_fn(f"  robot         {spec.uid} ({spec.label}; {', '.join(spec.tasks)}): {state}")
 
 
+def gpu_simulation_report() -> tuple[str, str | None]:
+    """(the doctor's line on GPU simulation, a problem or None). GPU simulation needs a CUDA device and SAPIEN's
+    PhysX GPU library, which SAPIEN downloads on first use; a machine that has CUDA but neither the library nor
+    a way to download it has a problem (gym.make(..., num_envs>1) would fail), and the line says how to fix it."""
+    if not gpu_simulation_available():
+        return "not available (no CUDA device)", None
+    lib = physx_gpu_library()
+    if lib.present:
+        return f"available (CUDA device; PhysX GPU library {lib.path})", None
+    why = physx_gpu_download_error(lib)
+    if why is None:
+        return (f"available on first use (CUDA device; SAPIEN will download its PhysX GPU library from {lib.url} "
+                f"to {lib.path}, which takes minutes)"), None
+    problem = (f"GPU simulation: SAPIEN's PhysX GPU library {lib.path} is missing and cannot be downloaded from "
+               f"{lib.url} ({why}). {lib.install_hint()}")
+    return f"not ready (PhysX GPU library missing: {lib.path})", problem
+
+
 def run(out: Path, print_fn=print) -> int:
     """Print the report; returns the process exit code (0 when everything needed works)."""
     problems: list[str] = []
@@ -90,7 +110,10 @@ def run(out: Path, print_fn=print) -> int:
         print_fn(f"  render device {choice.backend} ({choice.device_name}): {choice.reason}"
                  f"  [override with {ENV_VAR}]")
         print_fn(f"  compat layer  {choice.compat_layer}  [force with {compat.ENV_VAR}=on|off]")
-    print_fn(f"  GPU simulation {'available' if gpu_simulation_available() else 'not available (no CUDA device)'}")
+    gpu_line, gpu_problem = gpu_simulation_report()
+    print_fn(f"  GPU simulation {gpu_line}")
+    if gpu_problem:
+        problems.append(gpu_problem)
     _report_robots(print_fn)
 
     if choice is not None and choice.can_render:

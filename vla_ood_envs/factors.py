@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .catalog import Catalog, default_catalog
+from .errors import PoolError  # noqa: F401 (kept importable from here)
 
 # The study's placement grid: 6x6 cells at 3 cm pitch spanning a 15x15 cm square around the workspace centre.
 GRID_PITCH = 0.03
@@ -63,7 +64,8 @@ def is_nominal_start(offset: tuple[float, ...]) -> bool:
 
 # Keys the episode manifest adds to a factor record (VLATaskEnv.manifests); a record read back from a manifest
 # replays the episode, so from_dict accepts and drops them.
-MANIFEST_KEYS = frozenset({"task", "robot", "seed", "pools", "events"})
+MANIFEST_KEYS = frozenset({"task", "robot", "seed", "pools", "events", "replayed_from", "outside_pools",
+                           "max_episode_steps"})
 
 
 def record_fields(cls, d: dict) -> dict:
@@ -73,10 +75,6 @@ def record_fields(cls, d: dict) -> dict:
     if unknown:
         raise ValueError(f"unknown factor fields {sorted(unknown)}; known: {sorted(known)}")
     return {k: v for k, v in d.items() if k in known}
-
-
-class PoolError(ValueError):
-    """A pool is empty, names unknown assets, or admits no valid episode."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,9 @@ class Placement:
 
 @dataclass(frozen=True)
 class PickFactors:
-    """Everything that defines one VLAPick episode. `xy` are offsets (m) from the workspace centre."""
+    """Everything that defines one VLAPick episode. Every position (`object_xy`, `receptacle_xy`, the distractors'
+    `xy`, `reposition_xy`, and the manifest's `events[*].from/to`) is an offset (m) from the workspace centre,
+    world (x, y) = tasks.scene.WORKSPACE_CENTER."""
 
     object: str
     receptacle: str

@@ -7,6 +7,7 @@ evaluation suite all read `DECLARATIONS`; adding an OOD condition means adding a
 from __future__ import annotations
 
 import functools
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +135,23 @@ def _task_class(task: str):
 
 
 _STATE_MODES = ("state", "state_dict", "none")
+# The observation modes the envs document (VLAObservation's layout, or ManiSkill's flat / dict state).
+OBS_MODES = ("rgb", "rgb+segmentation", "state", "state_dict")
+_GPU_SIM_BACKENDS = ("auto", "gpu", "cuda", "physx_cuda")  # sim_backend values that can mean GPU simulation
+
+
+def _gym_make_episode_steps(caller) -> int | None:
+    """The `max_episode_steps` given to `gymnasium.make` when `caller` (the frame that called make_env) is
+    gymnasium.make; None otherwise.
+
+    gymnasium.make keeps that argument to itself and only wraps the env it gets back in a TimeLimit, so the
+    task would go on truncating at its own length; reading it from make's frame (as ManiSkill's TimeLimitWrapper
+    does, mani_skill/utils/registration.py) gives the task the same length as the TimeLimit and the spec.
+    """
+    if caller is None or caller.f_code is not gym.envs.registration.make.__code__:
+        return None
+    value = caller.f_locals.get("max_episode_steps")
+    return None if value == -1 else value
 
 
 def make_env(
@@ -144,26 +162,57 @@ def make_env(
     render_backend: str | None = None,
     sim_backend: str = "auto",
     include_proprio: bool = False,
+    wrapper_overrides: dict[str, dict[str, Any]] | None = None,
     **task_kwargs: Any,
 ) -> gym.Env:
     """Build a registered env: the task, its OOD wrappers, and (for num_envs=1) the numpy single-env view.
 
-    obs_mode: "rgb" (image + instruction), "rgb+segmentation", or ManiSkill's "state"/"state_dict".
+    obs_mode: one of OBS_MODES: "rgb" (image + instruction), "rgb+segmentation", or ManiSkill's
+        "state"/"state_dict" (no cameras). Anything else (depth, point clouds) raises ValueError.
     render_backend: None picks the device automatically (no cameras for state modes without a render_mode);
         "none" disables rendering; "cpu", "cuda" or "pci:<alias>" force a device.
+    wrapper_overrides: wrapper name -> arguments replacing the declaration's, e.g.
+        {"DynamicNoise": {"alpha": 0.7}} for a severity sweep; ValueError for a wrapper the ID does not have.
+    max_episode_steps (a task argument; through gymnasium.make, its own argument): the episode length, which the
+        task truncates at (batched-safe) and the spec reports.
+
+    Raises ValueError for an unknown obs_mode or a bad episode length, RuntimeError for batched GPU simulation
+    without CUDA, PhysXGpuLibraryError when SAPIEN's PhysX GPU library is missing and cannot be downloaded,
+    VectorEnvError when called from a vector env that forks its workers.
     """
-    from .render.device import RenderDeviceError, claim_renderer, gpu_simulation_available, select_render_backend
+    from .render.device import (
+        RenderDeviceError, claim_renderer, ensure_physx_gpu_library, gpu_simulation_available, renderer_pid,
+        select_render_backend,
+    )
+    from .tasks.base import check_episode_steps
+    from .vector import refuse_fork, refuse_forked_renderer
     from .wrappers.observation import SingleEnvNumpy, VLAObservation
 
+    steps = _gym_make_episode_steps(sys._getframe(1))
     decl = declaration(env_id)
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-    if num_envs > 1 and sim_backend in ("auto", "gpu", "cuda", "physx_cuda") and not gpu_simulation_available():
-        raise RuntimeError(
-            f"num_envs={num_envs} runs ManiSkill's batched GPU simulation, but no CUDA device is visible. On a CPU "
-            f"machine use Gymnasium's vector API instead: gymnasium.make_vec({env_id!r}, num_envs={num_envs}) "
-            f"(one process per env)."
-        )
+    if obs_mode not in OBS_MODES:
+        raise ValueError(f"obs_mode must be one of {list(OBS_MODES)}, got {obs_mode!r} (depth and point clouds are "
+                         f"not supported)")
+    if steps is not None:
+        if num_envs > 1:
+            raise ValueError(
+                f"gymnasium.make({env_id!r}, num_envs={num_envs}, max_episode_steps={steps}) would wrap the batched "
+                f"env in Gymnasium's TimeLimit, which counts steps for the whole batch and returns one bool. Give "
+                f"the length to the task instead: vla_ood_envs.registry.make_env({env_id!r}, num_envs={num_envs}, "
+                f"max_episode_steps={steps}) (it truncates each env itself)")
+        task_kwargs["max_episode_steps"] = check_episode_steps(steps)
+    refuse_fork()
+    refuse_forked_renderer(renderer_pid())
+    # ManiSkill's "auto" means GPU simulation for more than one env.
+    if sim_backend in _GPU_SIM_BACKENDS and (num_envs > 1 or sim_backend != "auto"):
+        if not gpu_simulation_available():
+            raise RuntimeError(
+                f"num_envs={num_envs}, sim_backend={sim_backend!r} runs ManiSkill's batched GPU simulation, but no "
+                f"CUDA device is visible. On a CPU machine use Gymnasium's vector API instead: "
+                f"gymnasium.make_vec({env_id!r}, num_envs={num_envs}) (one process per env).")
+        ensure_physx_gpu_library()
     try:
         choice = select_render_backend(None if render_backend == "none" else render_backend)
     except RenderDeviceError as exc:
@@ -177,7 +226,7 @@ def make_env(
     # live on the claimed device.
     backend = "none" if render_backend == "none" or (render_backend is None and state_only) else choice.backend
     kwargs = {**decl.task_kwargs, **task_kwargs}
-    stack = [(wrapper_class(name), wkw) for name, wkw in decl.wrappers]
+    stack = [(wrapper_class(name), wkw) for name, wkw in _wrapper_arguments(decl, wrapper_overrides)]
     # Image perturbations read the segmentation image; render it even when the user did not ask to see it.
     needs_seg = any(cls.requires_segmentation(**wkw) for cls, wkw in stack)
     internal_obs_mode = obs_mode
@@ -195,25 +244,23 @@ def make_env(
     return env
 
 
+def _wrapper_arguments(decl: EnvDeclaration, overrides: dict[str, dict[str, Any]] | None
+                       ) -> list[tuple[str, dict[str, Any]]]:
+    """The declaration's wrappers with their arguments, `overrides` merged over them."""
+    overrides = dict(overrides or {})
+    names = [name for name, _ in decl.wrappers]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise ValueError(f"{decl.env_id} has no wrapper {', '.join(unknown)} to override; its wrappers: "
+                         f"{', '.join(names) or 'none'}")
+    return [(name, {**wkw, **overrides.get(name, {})}) for name, wkw in decl.wrappers]
+
+
 def make_vector_env(env_id: str, num_envs: int, **kwargs: Any) -> gym.vector.VectorEnv:
-    """`gymnasium.make_vec(ID, num_envs=N)`: N single envs, one process each (CPU simulation per process).
+    """`gymnasium.make_vec(ID, num_envs=N)`: N single envs, one spawned process each (see vla_ood_envs.vector)."""
+    from .vector import make_vector_env as make
 
-    Processes are spawned, not forked: a forked child inherits the parent's Vulkan/lavapipe threads (the parent
-    builds one env to read the spaces) and deadlocks. Observations travel through pipes rather than shared
-    memory because Gymnasium's shared memory cannot hold the instruction text. ManiSkill's GPU-batched mode is
-    `gymnasium.make(ID, num_envs=N)` instead.
-    """
-    kwargs.pop("vectorization_mode", None)
-    fns = [functools.partial(_make_worker_env, env_id, **kwargs) for _ in range(num_envs)]
-    return gym.vector.AsyncVectorEnv(fns, context="spawn", shared_memory=False)
-
-
-def _make_worker_env(env_id: str, **kwargs: Any) -> gym.Env:
-    """make_env in a vector-env worker process, which does nothing but step its env."""
-    from .render.device import env_worker_defaults
-
-    env_worker_defaults()
-    return make_env(env_id, **kwargs)
+    return make(env_id, num_envs, **kwargs)
 
 
 def register_all() -> None:

@@ -27,8 +27,9 @@ import torch
 
 from .policies.base import Policy, PolicyOutput
 
-# Per-step info flags recorded for every env (when the task reports them), as bool arrays.
-INFO_FLAGS = ("success", "is_grasped", "grasped_ever", "held_ever")
+# Per-step info flags recorded for every env (when the task reports them), as bool arrays. `distractor_grasped`
+# (VLAPick) lets the evaluation tell a grasp of the wrong object at any step.
+INFO_FLAGS = ("success", "is_grasped", "grasped_ever", "held_ever", "distractor_grasped")
 
 
 @dataclass
@@ -206,6 +207,7 @@ def collect(env: Any, policy: Policy, seeds: Sequence[int] | None = None, *, opt
     manifests: list[dict] = [{} for _ in range(n)]
     final_infos: list[dict] = [{} for _ in range(n)]
     final_obs: list[tuple[Any, Any]] = [(None, None)] * n
+    done_by_env = np.zeros(n, dtype=bool)
     for t in range(max_steps):
         b = _batched_obs(obs, kind, env, n)
         if t == 0:
@@ -235,6 +237,7 @@ def collect(env: Any, policy: Policy, seeds: Sequence[int] | None = None, *, opt
                     rec[k].append(v[i])
         obs, reward, terminated, truncated, info = env.step(actions[0] if kind == "single" else actions)
         reward, terminated, truncated = (_np(x).reshape(-1) for x in (reward, terminated, truncated))
+        done_by_env = terminated | truncated
         flags, step_manifests = _batched_info(env, info, kind, n)
         success = flags.get("success", np.zeros(n, dtype=bool))
         streak = np.where(success, streak + 1, 0)
@@ -257,6 +260,9 @@ def collect(env: Any, policy: Policy, seeds: Sequence[int] | None = None, *, opt
                     final_obs[i] = (_np(fo["image"]).copy(), None if "proprio" not in fo else _np(fo["proprio"]))
         if not active.any():
             break
+    if kind == "vector" and bool(done_by_env.any()) and _reset_keeps_pending_autoreset(env):
+        # Consume the workers' pending next-step autoreset now, or the next collect's first action is dropped.
+        env.step(np.zeros((n, *env.single_action_space.shape), dtype=env.single_action_space.dtype))
     trajs = []
     for i in range(n):
         rec = per_env[i]
@@ -275,6 +281,22 @@ def collect(env: Any, policy: Policy, seeds: Sequence[int] | None = None, *, opt
             terminated=ended[i][0], truncated=ended[i][1],
         ))
     return trajs
+
+
+def _reset_keeps_pending_autoreset(env: Any) -> bool:
+    """True for a Gymnasium AsyncVectorEnv whose workers keep their next-step autoreset flag across `reset()`.
+
+    Gymnasium 1.4's worker clears that flag on reset only when observations travel through shared memory; this
+    package's vector env sends them through pipes (the instruction text does not fit shared memory), so after an
+    episode ends, a reset followed by a step makes the worker reset again, unseeded, and ignore the action: the
+    next collect's episodes would not be the seeded ones (found by the RL trainer: GRPO groups stopped sharing
+    their initial state, and the recorded instruction stopped matching the frames from the second collect on).
+    """
+    from gymnasium.vector import AsyncVectorEnv
+    from gymnasium.vector.vector_env import AutoresetMode
+
+    return (isinstance(env, AsyncVectorEnv) and not env.shared_memory
+            and getattr(env, "autoreset_mode", AutoresetMode.NEXT_STEP) == AutoresetMode.NEXT_STEP)
 
 
 def _final_info(info: dict, kind: str, i: int) -> dict:

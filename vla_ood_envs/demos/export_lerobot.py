@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from ..errors import ConfigError, DatasetError
 from .store import DemoDataset, Episode, atomic_dir
 
 CODEBASE_VERSION = "v3.0"
@@ -372,7 +373,7 @@ def _write_data(ds: DemoDataset, root: Path, features: dict, fps: int, data_file
         for episode_index in range(len(ds)):
             ep = ds[episode_index]
             if ep.images.shape[1:] != shape:
-                raise ValueError(f"episode seed {ep.seed}: image shape {ep.images.shape[1:]} differs from {shape}; "
+                raise DatasetError(f"episode seed {ep.seed}: image shape {ep.images.shape[1:]} differs from {shape}; "
                                  f"a LeRobot image feature has one shape")
             task_index = totals.tasks.setdefault(ep.instruction, len(totals.tasks))
             columns = episode_columns(ep, episode_index, totals.frames, task_index, fps)
@@ -389,7 +390,7 @@ def _write_meta(root: Path, totals: _Totals, features: dict, fps: int, data_file
                 env_id: str, source: Path) -> None:
     robots = {m.get("robot", "panda_vla") for m in totals.manifests}
     if len(robots) != 1:
-        raise ValueError(f"{source} mixes episodes of several robots {sorted(robots)}; export one robot's at a time")
+        raise DatasetError(f"{source} mixes episodes of several robots {sorted(robots)}; export one robot's at a time")
     info = info_json(features, fps, len(totals.rows), totals.frames, len(totals.tasks), data_files_size_in_mb,
                      ROBOT_TYPES[robots.pop()])
     write_episodes(root, totals.rows)
@@ -413,9 +414,9 @@ def export_lerobot(dataset_root: str | Path, out_dir: str | Path, repo_id: str |
     seed is in meta/vla_ood_envs.json."""
     ds = DemoDataset(dataset_root)
     if len(ds) == 0:
-        raise ValueError(f"{dataset_root} has no episodes to export")
+        raise DatasetError(f"{dataset_root} has no episodes to export")
     if int(fps) != fps or fps <= 0 or data_files_size_in_mb <= 0:
-        raise ValueError("fps must be a positive integer and data_files_size_in_mb positive (LeRobot requires it)")
+        raise ConfigError("fps must be a positive integer and data_files_size_in_mb positive (LeRobot requires it)")
     repo_id = repo_id or f"vla_ood_envs/{ds.index['env_id']}"
     out_dir = Path(out_dir)
     first = ds[0]

@@ -40,6 +40,7 @@ from typing import Any, BinaryIO, Callable
 import numpy as np
 from PIL import Image
 
+from ..errors import ConfigError, MissingExtraError
 from .store import DatasetError, DemoDataset, Episode, atomic_dir, episode_path
 
 SPLIT = "train"
@@ -96,7 +97,7 @@ def example_class() -> type:
     try:
         from google.protobuf import descriptor_pool, message_factory
     except ImportError as exc:
-        raise ImportError("the RLDS export needs protobuf and google-crc32c: pip install 'vla_ood_envs[rlds]'") from exc
+        raise MissingExtraError("the RLDS export needs protobuf and google-crc32c: pip install 'vla_ood_envs[rlds]'") from exc
     pool = descriptor_pool.DescriptorPool()
     pool.Add(_example_file_proto())
     descriptor = pool.FindMessageTypeByName("tensorflow.Example")
@@ -110,7 +111,7 @@ def _crc32c() -> Callable[[bytes], int]:
     try:
         import google_crc32c
     except ImportError as exc:
-        raise ImportError("the RLDS export needs protobuf and google-crc32c: pip install 'vla_ood_envs[rlds]'") from exc
+        raise MissingExtraError("the RLDS export needs protobuf and google-crc32c: pip install 'vla_ood_envs[rlds]'") from exc
     return google_crc32c.value
 
 
@@ -299,13 +300,13 @@ def write_json(path: Path, data: dict) -> None:
 
 def _check_args(name: str, version: str, image_format: str, shard_size_mb: float) -> None:
     if not _NAME.match(name):
-        raise ValueError(f"name {name!r}: a TFDS dataset name is snake_case (lowercase letters, digits, _)")
+        raise ConfigError(f"name {name!r}: a TFDS dataset name is snake_case (lowercase letters, digits, _)")
     if not _VERSION.match(version):
-        raise ValueError(f"version {version!r}: TFDS versions are MAJOR.MINOR.PATCH")
+        raise ConfigError(f"version {version!r}: TFDS versions are MAJOR.MINOR.PATCH")
     if image_format not in IMAGE_FORMATS:
-        raise ValueError(f"image_format {image_format!r}: one of {IMAGE_FORMATS}")
+        raise ConfigError(f"image_format {image_format!r}: one of {IMAGE_FORMATS}")
     if shard_size_mb <= 0:
-        raise ValueError("shard_size_mb must be positive")
+        raise ConfigError("shard_size_mb must be positive")
 
 
 class _Written:
@@ -324,7 +325,7 @@ def _write_shards(ds: DemoDataset, root: Path, name: str, image_format: str, sha
     try:
         for ep in ds:
             if ep.images.shape[1:] != shape:
-                raise ValueError(f"episode seed {ep.seed}: image shape {ep.images.shape[1:]} differs from {shape}; "
+                raise DatasetError(f"episode seed {ep.seed}: image shape {ep.images.shape[1:]} differs from {shape}; "
                                  f"a TFDS image feature has one shape")
             shards.write(serialize_episode(ep, image_format))
             written.transitions += len(ep)
@@ -346,7 +347,7 @@ def export_rlds(dataset_root: str | Path, out_dir: str | Path, name: str = "vla_
     _check_args(name, version, image_format, shard_size_mb)
     ds = DemoDataset(dataset_root)
     if len(ds) == 0:
-        raise ValueError(f"{dataset_root} has no episodes to export")
+        raise DatasetError(f"{dataset_root} has no episodes to export")
     first = ds[0]
     height, width = first.images.shape[1:3]
     target = Path(out_dir) / name / version

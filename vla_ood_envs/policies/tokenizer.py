@@ -113,17 +113,38 @@ class ActionNormalizer:
             raise StatisticsError(f"cannot read action statistics from {path}: {exc}") from None
         if isinstance(data, dict) and "statistics" in data and "seeds" in data:  # a vla-ood dataset.json
             data = data["statistics"]
-        if not isinstance(data, dict) or not data:
-            raise StatisticsError(f"{path} holds no statistics")
-        keys = sorted(data)
-        if unnorm_key is None:
-            if len(keys) != 1:
-                raise StatisticsError(f"{path} has statistics for several datasets ({keys}); pass unnorm_key=")
-            unnorm_key = keys[0]
-        if unnorm_key not in data:
-            raise StatisticsError(f"{path} has no statistics under unnorm key {unnorm_key!r}; it has {keys}")
-        entry = data[unnorm_key]
+        return cls.from_statistics(data, unnorm_key, source=str(path))
+
+    @classmethod
+    def from_statistics(cls, data: Any, unnorm_key: str | None = None,
+                        source: str = "statistics") -> "ActionNormalizer":
+        """Pick one dataset's entry from a mapping {unnorm_key: {"action": {...}}} (OpenVLA's `norm_stats`, the
+        contents of `dataset_statistics.json`, a dataset.json's "statistics"). unnorm_key None: the only key there is.
+
+        Raises StatisticsError naming `source` and the keys it has.
+        """
+        key = select_unnorm_key(data, unnorm_key, source)
+        entry = data[key]
+        if not isinstance(entry, dict):
+            raise StatisticsError(f"{source}: the statistics under {key!r} are not a mapping")
         return cls.from_dict(entry["action"] if "action" in entry else entry)
+
+
+def select_unnorm_key(data: Any, unnorm_key: str | None, source: str = "statistics") -> str:
+    """The key of `data` ({unnorm_key: statistics}) to use: `unnorm_key`, or the only key when it is None.
+
+    Raises StatisticsError naming `source` and the keys it has (none, several without a choice, or not this one).
+    """
+    if not isinstance(data, dict) or not data:
+        raise StatisticsError(f"{source} holds no statistics")
+    keys = sorted(data)
+    if unnorm_key is None:
+        if len(keys) != 1:
+            raise StatisticsError(f"{source} has statistics for several datasets ({keys}); pass unnorm_key=")
+        return keys[0]
+    if unnorm_key not in data:
+        raise StatisticsError(f"{source} has no statistics under unnorm key {unnorm_key!r}; it has {keys}")
+    return unnorm_key
 
 
 class ActionTokenizer:
@@ -182,6 +203,7 @@ class ActionTokenizer:
     def ids_to_bins(self, ids: Any) -> Any:
         """Token ids -> class indices 0..255 (class k <-> id vocab_size - 1 - k, i.e. OpenVLA bin k + 1)."""
         if isinstance(ids, torch.Tensor):
+            self._check_ids(ids.detach().cpu().numpy())
             return self.vocab_size - 1 - ids
         self._check_ids(np.asarray(ids))
         return self.vocab_size - 1 - np.asarray(ids, dtype=np.int64)

@@ -19,16 +19,13 @@ from importlib import resources
 from pathlib import Path
 
 from .vulkan_probe import VulkanDevice
+from ..errors import CompatLayerError  # noqa: F401 (kept importable from here)
 
 LAYER_NAME = "VK_LAYER_VLA_OOD_lavapipe_compat"
 ENV_VAR = "VLA_OOD_VK_COMPAT"
 MIN_MESA = (24, 3)
 LIBRARY = "libvla_ood_lavapipe_compat.so"
 MANIFEST = "VkLayer_vla_ood_lavapipe_compat.json"
-
-
-class CompatLayerError(RuntimeError):
-    """The layer is needed but cannot be built or enabled; the message says what to install."""
 
 
 def mode() -> str:

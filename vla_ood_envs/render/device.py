@@ -21,17 +21,15 @@ import os
 import re
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
 from . import compat
 from .vulkan_probe import VulkanDevice, VulkanProbeError, list_devices
+from ..errors import RenderDeviceError  # noqa: F401 (kept importable from here)
 
 ENV_VAR = "VLA_OOD_RENDER_BACKEND"
 TORCH_THREADS_VAR = "VLA_OOD_TORCH_THREADS"
 MIN_MESA_FOR_SAPIEN = (24, 3)
-
-
-class RenderDeviceError(RuntimeError):
-    """No device can render the scene; the message says what is missing and how to fix it."""
 
 
 @dataclass(frozen=True)
@@ -219,6 +217,13 @@ def sapien_device(choice: RenderChoice):
 
 
 _CLAIMED: dict[str, object] = {}
+_CLAIMED_PID: int | None = None
+
+
+def renderer_pid() -> int | None:
+    """The process that started SAPIEN's renderer through `claim_renderer` (this one, or, after a fork, the parent
+    whose renderer the child inherited in a broken state); None before any claim."""
+    return _CLAIMED_PID
 
 
 def claim_renderer(choice: RenderChoice) -> None:
@@ -230,12 +235,14 @@ def claim_renderer(choice: RenderChoice) -> None:
     ManiSkill uses, so a state env built first would break every rendering env after it. Creating (and keeping)
     one render system on the chosen device first pins the renderer there.
     """
+    global _CLAIMED_PID
     limit_torch_threads(choice)
     if not choice.can_render or _CLAIMED:
         return
     import sapien.render
 
     _CLAIMED[choice.backend] = sapien.render.RenderSystem(sapien_device(choice))
+    _CLAIMED_PID = os.getpid()
 
 
 def renders_on_cpu(choice: RenderChoice) -> bool:
@@ -323,13 +330,84 @@ def env_thread_scope(cpu_rendering: bool):
 
 
 def gpu_simulation_available() -> bool:
-    """Whether PhysX GPU simulation can run here (needs CUDA visible to torch)."""
+    """Whether a CUDA device for PhysX GPU simulation is visible to torch (see also `physx_gpu_library`)."""
     try:
         import torch
 
         return torch.cuda.is_available()
     except Exception:  # noqa: BLE001 - a broken torch install means "no GPU sim", which doctor reports
         return False
+
+
+class PhysXGpuLibraryError(RuntimeError):
+    """SAPIEN's PhysX GPU library is not installed and cannot be downloaded; the message says how to install it."""
+
+
+@dataclass(frozen=True)
+class PhysXGpuLibrary:
+    """Where SAPIEN keeps its PhysX GPU library and where it downloads it from (read from SAPIEN 3.0's
+    `sapien.physx.enable_gpu`, which ManiSkill calls when it starts GPU simulation)."""
+
+    path: Path  # the library file SAPIEN loads
+    url: str  # the zip SAPIEN downloads when the file is missing; it unzips it into path's folder
+    enabled: bool  # SAPIEN's GPU simulation is already running in this process
+
+    @property
+    def present(self) -> bool:
+        return self.enabled or self.path.exists()
+
+    def install_hint(self) -> str:
+        folder = self.path.parent
+        return (f"SAPIEN looks for it in {folder} (~/.sapien/physx/<PhysX version>, in the home of the user running "
+                f"the env). To put it there, download {self.url} on a machine with internet access, copy it here and "
+                f"run: mkdir -p {folder} && unzip {self.url.rsplit('/', 1)[-1]} -d {folder}")
+
+
+def physx_gpu_library() -> PhysXGpuLibrary:
+    """The PhysX GPU library of the installed SAPIEN: path, download URL, and whether GPU simulation is on."""
+    import platform
+
+    import sapien.physx as physx
+
+    version = physx.version()
+    folder = Path.home() / ".sapien" / "physx" / version
+    base = f"https://github.com/sapien-sim/physx-precompiled/releases/download/{version}"
+    machine = platform.machine()
+    if platform.system() == "Windows":
+        name, url = "PhysXGpu_64.dll", f"{base}/windows-dll.zip"
+    elif machine in ("aarch64", "arm64"):
+        name, url = "libPhysXGpu_64.so", f"{base}/linux-aarch64-so.zip"
+    else:
+        name, url = "libPhysXGpu_64.so", f"{base}/linux-so.zip"
+    return PhysXGpuLibrary(path=folder / name, url=url, enabled=bool(physx.is_gpu_enabled()))
+
+
+def physx_gpu_download_error(lib: PhysXGpuLibrary, timeout: float = 10.0) -> str | None:
+    """Why SAPIEN could not download the missing library from here (None when its URL answers)."""
+    import requests
+
+    try:
+        requests.head(lib.url, timeout=timeout, allow_redirects=True).raise_for_status()
+    except requests.RequestException as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def ensure_physx_gpu_library(timeout: float = 10.0) -> PhysXGpuLibrary:
+    """Check, before ManiSkill starts GPU simulation, that SAPIEN will find its PhysX GPU library: present, or
+    downloadable (SAPIEN then downloads it itself, which takes minutes). Raises PhysXGpuLibraryError naming the
+    missing file, where SAPIEN looks for it and how to put it there, instead of a connection error from deep in
+    SAPIEN."""
+    lib = physx_gpu_library()
+    if lib.present:
+        return lib
+    why = physx_gpu_download_error(lib, timeout)
+    if why is not None:
+        raise PhysXGpuLibraryError(
+            f"ManiSkill's GPU simulation (num_envs > 1) needs SAPIEN's PhysX GPU library {lib.path}, which is "
+            f"missing, and SAPIEN cannot download it from {lib.url} ({why}). {lib.install_hint()}. Or run the envs "
+            f"on the CPU: gymnasium.make_vec(ID, num_envs=N).")
+    return lib
 
 
 _SHIM_INSTALLED = False

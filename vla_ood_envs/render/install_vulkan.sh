@@ -5,6 +5,11 @@
 set -euo pipefail
 [ "$(id -u)" -eq 0 ] || { echo "run as root (sudo bash $0)" >&2; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
+# scripts/setup.sh passes its apt-get wrapper that waits while another apt/dpkg process holds the package lock; run
+# on its own, apt-get still waits for the dpkg lock (not for the package-lists lock of `apt-get update`).
+apt_get() {
+  if [ -n "${APT_GET:-}" ]; then bash "$APT_GET" "$@"; else apt-get -o "DPkg::Lock::Timeout=${APT_LOCK_WAIT:-600}" "$@"; fi
+}
 . /etc/os-release
 pkgs="libvulkan1 mesa-vulkan-drivers"
 target=()
@@ -19,6 +24,6 @@ if [ "${ID:-}" = debian ] && [ "${VERSION_CODENAME:-}" = bookworm ]; then
   fi
   target=(-t bookworm-backports)
 fi
-apt-get update -q
-apt-get install -y -q --no-install-recommends "${target[@]}" $pkgs
+apt_get update -q
+apt_get install -y -q --no-install-recommends "${target[@]}" $pkgs
 echo "Vulkan loader and CPU driver installed."

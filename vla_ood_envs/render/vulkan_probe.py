@@ -11,6 +11,8 @@ import ctypes
 import ctypes.util
 from dataclasses import dataclass
 
+from ..errors import VulkanProbeError  # noqa: F401 (kept importable from here)
+
 _VK_SUCCESS = 0
 _ST_APPLICATION_INFO = 0
 _ST_INSTANCE_CREATE_INFO = 1
@@ -104,10 +106,6 @@ class VulkanDevice:
                 parts.append(int(token))
             return tuple(parts[:3]) or None
         return None
-
-
-class VulkanProbeError(RuntimeError):
-    """The Vulkan loader is missing or no instance could be created."""
 
 
 def find_loader() -> str | None:

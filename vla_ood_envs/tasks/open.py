@@ -35,7 +35,7 @@ from ..open_factors import (
     OPEN_TRAIN_YAWS, OpenFactors, articulated_names, open_train_pools, sample_open_factors,
 )
 from . import scene as scene_lib
-from .base import VLATaskEnv, yaw_quat
+from .base import VLATaskEnv, common_outside_pools, in_pool, yaw_quat
 from .contacts import grasp_test, pair_forces
 
 DOOR_THRESHOLD = math.radians(20.0)
@@ -45,8 +45,6 @@ GRASP_MAX_ANGLE = 85
 # Where the object stands: its bottom centre, and the direction its front faces (world yaw of its +x axis).
 OPEN_ANCHOR = (-0.06, -0.20)
 NOMINAL_FACING = math.radians(95.0)
-PARK_ORIGIN = (2.5, 2.0)
-PARK_PITCH = 0.6
 VARIANTS = {"door": ("door",), "drawer": ("drawer",), "any": KINDS}
 
 
@@ -92,11 +90,24 @@ class VLAOpenEnv(VLATaskEnv):
             raise ValueError(f"factor object={f.object!r} is not an articulated object of this env (variant "
                              f"{self.variant!r}); known: {sorted(self._index)}")
         self._check_common_factors(f)
+        if len(f.object_xy) != 2 or not all(map(math.isfinite, (*f.object_xy, f.object_yaw))):
+            raise ValueError(f"factors object_xy and object_yaw must be finite numbers, got {f.object_xy}, "
+                             f"{f.object_yaw}")
+        self._check_on_table(f"{f.object} ({self.variant})", "object_xy", f.object_xy, OPEN_ANCHOR,
+                             self._assets[self._index[f.object]].footprint_radius)
         if not f.noun:
             f = dataclasses.replace(f, noun=self._assets[self._index[f.object]].noun)
         return f
 
+    def _outside_pools(self, f: OpenFactors, pools) -> list[str]:
+        """The factors of `f` that `pools` could not have drawn, by field name."""
+        out = [] if f.object in pools.objects else ["object"]
+        if not in_pool(f.object_xy, pools.object_positions):
+            out.append("object_xy")
+        return out + common_outside_pools(f, pools)
+
     def _load_items(self) -> None:
+        self._plan_parking([a.footprint_radius for a in self._assets])
         self.articulations = []
         for k, asset in enumerate(self._assets):
             loader = self.scene.create_urdf_loader()
@@ -119,8 +130,7 @@ class VLAOpenEnv(VLATaskEnv):
         self._threshold = torch.where(self._is_drawer, DRAWER_THRESHOLD, DOOR_THRESHOLD).float()
 
     def _park(self, k: int) -> sapien.Pose:
-        return sapien.Pose(p=[PARK_ORIGIN[0] + PARK_PITCH * (k % 6), PARK_ORIGIN[1] + PARK_PITCH * (k // 6),
-                              -2 * scene_lib.TABLE_HALF_SIZE[2]])  # on the floor, behind the camera
+        return self._park_pose(k, lift=0.0)  # on the floor, behind the camera
 
     def _segmentation_groups(self):
         return [(art.get_links(), k) for k, art in enumerate(self.articulations)]

@@ -35,6 +35,7 @@ from mani_skill.utils import sapien_utils
 
 from ..render import lod
 from .scene import WORKSPACE_CENTER
+from ..errors import RobotError  # noqa: F401 (kept importable from here)
 
 CONTROL_MODE = "pd_ee_target_delta_pose_metric"
 MAX_DELTA_POS = 0.1  # metres per control step
@@ -224,10 +225,6 @@ ROBOTS: dict[str, RobotSpec] = {
                       "asset directory is $MS_ASSET_DIR/data, by default ~/.maniskill/data)"),
     ),
 }
-
-
-class RobotError(ValueError):
-    """An unknown robot, a robot the task cannot use, or a robot whose assets are not installed."""
 
 
 def find_robot(robot_uids: str) -> RobotSpec:

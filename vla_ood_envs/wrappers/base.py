@@ -8,7 +8,9 @@ Layers:
 
 Scene, language and event perturbations take effect from the next reset. Every wrapper works on a batched
 env (the stack `gym.make` builds from the declaration table) and on the single-env numpy view a user gets from
-`gym.make`, and stacks with other wrappers in any order that makes sense.
+`gym.make`, and stacks with other wrappers in any order that makes sense. A perturbation that is already in the
+stack, or one that would give a pool another value than a perturbation under it gave it, is refused: a factor is
+drawn from one pool, so only the outer change would take effect while the manifest lists both.
 """
 
 from __future__ import annotations
@@ -17,10 +19,8 @@ from typing import ClassVar, Sequence
 
 import gymnasium as gym
 
+from ..errors import PerturbationError  # noqa: F401 (kept importable from here)
 
-
-class PerturbationError(ValueError):
-    """A perturbation was applied to an env it cannot work on, or with bad parameters."""
 
 
 def task_of(env: gym.Env):
@@ -47,6 +47,21 @@ def resolve_names(pool: str | Sequence[str], catalog_names_train: list[str], cat
     return names
 
 
+def perturbations_under(env: gym.Env) -> list["Perturbation"]:
+    """The perturbation wrappers in `env`'s stack, outermost first (through any other wrappers)."""
+    out = []
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, Perturbation):
+            out.append(env)
+        env = env.env
+    return out
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 class Perturbation(gym.Wrapper, gym.utils.RecordConstructorArgs):
     layer: ClassVar[str] = ""
     needs_segmentation: ClassVar[bool] = False
@@ -60,6 +75,13 @@ class Perturbation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if self.task.TASK_NAME not in self.tasks:
             raise PerturbationError(f"{type(self).__name__} applies to {' and '.join(self.tasks)} only, not to "
                                     f"{self.task.TASK_NAME}")
+        self.pool_changes: dict = {}
+        for other in perturbations_under(env):
+            if type(other) is type(self):
+                raise PerturbationError(
+                    f"{type(self).__name__} is already in this env's stack (with {_short(other._saved_kwargs)}); "
+                    f"stacked twice, only the outer one's pools would be drawn from while the manifest lists both. "
+                    f"Build the stack with one {type(self).__name__} holding the setting you want")
 
     @classmethod
     def requires_segmentation(cls, **kwargs) -> bool:
@@ -67,6 +89,15 @@ class Perturbation(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return cls.needs_segmentation
 
     def _swap_pools(self, tag: str, **changes) -> None:
+        for other in perturbations_under(self.env):
+            for key, value in changes.items():
+                if key in other.pool_changes and other.pool_changes[key] != value:
+                    raise PerturbationError(
+                        f"{type(self).__name__} would set the pools' {key} to {_short(value)}, but "
+                        f"{type(other).__name__} under it set it to {_short(other.pool_changes[key])}; a factor is "
+                        f"drawn from one pool, so only one of the two would take effect. Stack perturbations that "
+                        f"change different factors, or give both the same setting")
         pools = self.task.pools.renamed(tag, **changes)
         self.task.validate_pools(pools)
         self.task.pools = pools
+        self.pool_changes = dict(changes)

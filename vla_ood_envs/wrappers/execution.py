@@ -10,6 +10,7 @@ import torch
 
 from ..factors import REPOSITION_POSITIONS, is_nominal_start
 from ..tasks.robots import RobotSpec, find_robot
+from ..tasks.scene import WORKSPACE_CENTER
 from .base import Perturbation, PerturbationError
 
 
@@ -79,7 +80,8 @@ class RobotInitPose(Perturbation):
 class MidEpisodeReposition(Perturbation):
     """Teleport the target object once per episode to a cell `distance` (m) away from where it started, grasped or
     not, and let it settle. The target cell is an episode factor (`reposition_xy`); the event is appended to the
-    manifest's `events` and flagged in `info["repositioned"]`.
+    manifest's `events` (`from` and `to` as offsets from the workspace centre, the frame of `reposition_xy`, so
+    `to` equals it) and flagged in `info["repositioned"]`.
 
     trigger="step": after `at_step` actions (the study: 5); "grasp": the step after the object is first grasped;
     "near": once the gripper is within `near_distance` of the object.
@@ -121,18 +123,20 @@ class MidEpisodeReposition(Perturbation):
                                     dtype=torch.float32, device=t.device)
         fire = self._due() & ~self._fired & ~torch.isnan(self._xy[:, 0])
         if fire.any():
-            before = t.object_pose().p.clone()
+            # Positions in the manifest's frame (offsets from the workspace centre, like reposition_xy).
+            centre = torch.tensor(WORKSPACE_CENTER, dtype=torch.float32, device=t.device)
+            before = t.object_pose().p[:, :2] - centre
             grasped = t.evaluate()["is_grasped"]
             t.teleport_target_object(fire, self._xy)
-            after = t.object_pose().p
+            after = t.object_pose().p[:, :2] - centre
             steps = t.elapsed_steps.reshape(-1).expand(t.num_envs)
             for i in torch.nonzero(fire).flatten().tolist():
                 t.events[i].append({
                     "type": "reposition",
                     "step": int(steps[i]),
-                    "from": [round(float(v), 4) for v in before[i, :2]],
-                    "to": [round(float(v), 4) for v in after[i, :2]],
-                    "moved": round(float(torch.linalg.norm(after[i, :2] - before[i, :2])), 4),
+                    "from": [round(float(v), 4) for v in before[i]],
+                    "to": [round(float(v), 4) for v in after[i]],
+                    "moved": round(float(torch.linalg.norm(after[i] - before[i])), 4),
                     "was_grasped": bool(grasped[i]),
                 })
             self._fired |= fire
