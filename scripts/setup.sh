@@ -15,7 +15,7 @@ if ! "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1; then
   $SUDO "${APT[@]}" update -q
   $SUDO "${APT[@]}" install -y -q python3-venv python3-dev
 fi
-$SUDO env "APT_GET=$APT_GET" "APT_LOCK_WAIT=${APT_LOCK_WAIT:-600}" bash vla_ood_envs/render/install_vulkan.sh
+$SUDO env "APT_GET=$APT_GET" "APT_LOCK_WAIT=${APT_LOCK_WAIT:-600}" bash vla_ood_envs/runtime/install_vulkan.sh
 # A C compiler and the Vulkan headers build the compatibility layer for old CPU drivers (tests render through it).
 if ! { command -v cc >/dev/null && [ -f /usr/include/vulkan/vk_layer.h ]; }; then
   $SUDO "${APT[@]}" install -y -q --no-install-recommends gcc libc6-dev libvulkan-dev

@@ -82,7 +82,7 @@ def test_public_error_types_are_importable_from_the_package():
     from vla_ood_envs.catalog import CatalogError
     from vla_ood_envs.demos import DatasetError, SplitError
     from vla_ood_envs.factors import PoolError
-    from vla_ood_envs.render.device import RenderDeviceError
+    from vla_ood_envs.runtime.device import RenderDeviceError
     from vla_ood_envs.tasks.base import ActionError as ActionErrorInTasks
     from vla_ood_envs.tasks.robots import RobotError
     from vla_ood_envs.wrappers.base import PerturbationError

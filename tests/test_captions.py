@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from vla_ood_envs.pictures import grid
+from vla_ood_envs.sheets import grid
 
 
 def _word_gaps(caption: str) -> list[int]:

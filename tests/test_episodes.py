@@ -124,7 +124,7 @@ def test_explicit_placements_follow_the_placement_rules(env, changes, message):
 
 
 def test_open_task_placements_stay_on_the_table():
-    from vla_ood_envs.open_factors import OpenFactors
+    from vla_ood_envs.factors import OpenFactors
 
     env = _quiet(gym.make, "VLAOpen-v0", obs_mode="state")
     try:

@@ -12,7 +12,7 @@ import vla_ood_envs.policies as policies
 from vla_ood_envs.evaluation import EvaluationError, PolicySpecError, episode_seed, run_suite
 from vla_ood_envs.evaluation.report import write_report
 from vla_ood_envs.evaluation.results import read_records
-from vla_ood_envs.experts import run_expert_episode
+from vla_ood_envs.rollout import run_expert_episode
 from vla_ood_envs.policies import Policy, PolicyOutput
 from vla_ood_envs.policies.base import check_inputs
 

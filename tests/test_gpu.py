@@ -31,7 +31,7 @@ def _quiet(fn, *a, **k):
 
 
 def _gpu_skip_reason() -> str | None:
-    from vla_ood_envs.doctor import gpu_simulation_report
+    from vla_ood_envs.tools.doctor import gpu_simulation_report
 
     line, problem = gpu_simulation_report()
     if problem or line.startswith("not available"):
@@ -121,8 +121,8 @@ def offline_without_physx_gpu(monkeypatch, tmp_path):
     """A machine where torch sees CUDA, SAPIEN's PhysX GPU library is absent and the internet is unreachable."""
     import requests
 
-    import vla_ood_envs.doctor as doctor
-    import vla_ood_envs.render.device as device
+    import vla_ood_envs.tools.doctor as doctor
+    import vla_ood_envs.runtime.device as device
 
     def unreachable(*args, **kwargs):
         raise requests.ConnectionError("no route to host (test)")
@@ -136,8 +136,8 @@ def offline_without_physx_gpu(monkeypatch, tmp_path):
 
 
 def test_missing_physx_gpu_library_is_explained_offline(offline_without_physx_gpu):
-    from vla_ood_envs.doctor import gpu_simulation_report
-    from vla_ood_envs.render.device import PhysXGpuLibraryError, physx_gpu_library
+    from vla_ood_envs.tools.doctor import gpu_simulation_report
+    from vla_ood_envs.runtime.device import PhysXGpuLibraryError, physx_gpu_library
 
     lib = physx_gpu_library()
     folder = offline_without_physx_gpu / ".sapien" / "physx"

@@ -21,7 +21,7 @@ def test_unknown_id_names_the_known_ones():
 
 
 def test_batched_mode_without_gpu_points_to_the_vector_api():
-    from vla_ood_envs.render.device import gpu_simulation_available
+    from vla_ood_envs.runtime.device import gpu_simulation_available
 
     if gpu_simulation_available():
         pytest.skip("a CUDA device is visible, so num_envs > 1 builds the GPU-batched env instead of raising; the "

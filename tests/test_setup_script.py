@@ -69,7 +69,7 @@ def test_other_failures_are_not_retried(fake_apt):
     assert len(log.read_text().splitlines()) == 1
 
 
-@pytest.mark.parametrize("script", ["scripts/setup.sh", "vla_ood_envs/render/install_vulkan.sh"])
+@pytest.mark.parametrize("script", ["scripts/setup.sh", "vla_ood_envs/runtime/install_vulkan.sh"])
 def test_the_set_up_scripts_call_apt_only_through_the_waiting_wrapper(script):
     text = (ROOT / script).read_text()
     commands = [line for line in text.splitlines() if not line.lstrip().startswith("#")]

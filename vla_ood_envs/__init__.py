@@ -5,12 +5,16 @@
 of `VLAOodError`) are importable from here.
 """
 
-from .errors import (
+from . import _moved
+
+_moved.install()  # old module paths (vla_ood_envs.render.*, .bench, ...) keep working for one release
+
+from .errors import (  # noqa: E402
     ActionError, CatalogError, CompatLayerError, ConfigError, DatasetError, EnvClosedError, ForkedProcessError,
     MissingExtraError, OutputExistsError, PerturbationError, PhysXGpuLibraryError, PoolError, RenderDeviceError,
     RobotError, SplitError, VectorEnvError, VLAOodError, VulkanProbeError, WorkerError,
 )
-from .registry import DECLARATIONS, register_all
+from .registry import DECLARATIONS, register_all  # noqa: E402
 
 __version__ = "0.1.0"
 

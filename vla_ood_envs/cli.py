@@ -12,7 +12,7 @@ from .tasks.arguments import CAMERA_MAX_SIDE
 
 
 def _cmd_doctor(args) -> int:
-    from .doctor import run
+    from .tools.doctor import run
 
     return run(Path(args.out))
 
@@ -20,10 +20,17 @@ def _cmd_doctor(args) -> int:
 def _cmd_list(args) -> int:
     from .registry import DECLARATIONS
 
+    def severity(d) -> str:  # "alpha=0.3": what gym.make(ID, severity=...) changes
+        s = d.severity
+        if s is None:
+            return "-"
+        value = ",".join(f"{v:g}" for v in s.default) if isinstance(s.default, tuple) else f"{s.default:g}"
+        return f"{s.param}={value}"
+
     width = max(len(d.env_id) for d in DECLARATIONS)
-    print(f"{'ID':<{width}}  {'axis':<10} {'condition':<28} description")
+    print(f"{'ID':<{width}}  {'axis':<10} {'condition':<28} {'severity':<22} description")
     for d in DECLARATIONS:
-        print(f"{d.env_id:<{width}}  {d.axis:<10} {d.display_name:<28} {d.description}")
+        print(f"{d.env_id:<{width}}  {d.axis:<10} {d.display_name:<28} {severity(d):<22} {d.description}")
     return 0
 
 
@@ -69,7 +76,7 @@ IMAGE_SIDE = _int_at_least(1, CAMERA_MAX_SIDE)
 def _cmd_render(args) -> int:
     if not args.all:
         _check_env_id(args.env)
-    from .pictures import episode_sheet, episode_strip, overview_sheet
+    from .tools.pictures import episode_sheet, episode_strip, overview_sheet
     from .registry import DECLARATIONS, TASKS, declaration
     from .tasks.robots import find_robot
 
@@ -101,7 +108,7 @@ def _cmd_assets(args) -> int:
 
         build(default_asset_dir())
         print(f"regenerated {default_asset_dir()}")
-    from .pictures import articulated_sheet, asset_sheet
+    from .tools.pictures import articulated_sheet, asset_sheet
 
     sheet = Path(args.sheet)
     print(f"wrote {asset_sheet(sheet)}")
@@ -166,7 +173,7 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from .bench import markdown, run
+    from .tools.bench import markdown, run
 
     result = run(args.quick, Path(args.out), size=args.size, docs=Path(args.docs) if args.docs else None)
     print(markdown(result))
@@ -175,7 +182,7 @@ def _cmd_bench(args) -> int:
 
 
 def _cmd_inspect(args) -> int:
-    from .demos.inspect import inspect
+    from .tools.inspect import inspect
 
     inspect(args.dataset, args.out)
     return 0
@@ -338,8 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--out", default=None, help="folder for the pictures (None: <dataset>/inspect)")
     i.set_defaults(func=_cmd_inspect)
 
-    b = sub.add_parser("bench", help="steps/s next to ManiSkill's PickCube-v1, image perturbation costs", **fmt)
-    b.add_argument("--quick", action="store_true", help="fewer steps (under 2 minutes on 2 cores)")
+    b = sub.add_parser("bench", help="steps/s next to ManiSkill's PickCube-v1 (each env in a fresh process), image "
+                                     "condition costs", **fmt)
+    b.add_argument("--quick", action="store_true",
+                   help="3 rounds of 12 steps per env: a quick check, its ratios are noisy (full mode: 7 x 60)")
     b.add_argument("--size", type=IMAGE_SIDE, default=224, help="camera width and height in pixels")
     b.add_argument("--out", default="out/bench", help="folder for bench.md and bench.json")
     b.add_argument("--docs", default=None, help="also write the table to this markdown file (docs/performance.md)")

@@ -2,14 +2,19 @@
 
 One row per ID: base task, wrapper stack, axis and display name. Registration, `vla-ood list` and (later) the
 evaluation suite all read `DECLARATIONS`; adding an OOD condition means adding a row.
+
+An ID whose stack holds a wrapper that declares a severity (`Perturbation.SEVERITY`) has one: `severity_of(ID)` says
+which argument, its value in the row and its range, and `gym.make(ID, severity=value)` builds the ID with another
+value, so an evaluation can sweep any ID without knowing its wrapper.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 
@@ -17,6 +22,15 @@ from .errors import ConfigError
 
 TASKS = ("VLAPick", "VLAOpen")
 AXES = ("IND", "vision", "semantics", "execution")
+
+
+class SeveritySetting(NamedTuple):
+    """An ID's severity: the wrapper argument, its value in the ID's row (or the wrapper's default) and its range
+    (low, high) in the argument's unit. A distance band's value is a (lo, hi) pair, each end in the range."""
+
+    param: str
+    default: float | tuple[float, float]
+    range: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -28,6 +42,27 @@ class EnvDeclaration:
     description: str
     wrappers: tuple[tuple[str, dict[str, Any]], ...] = ()  # (wrapper class name in vla_ood_envs.wrappers, kwargs)
     task_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def severity_wrapper(self) -> int | None:
+        """Index in `wrappers` of the one wrapper that declares a severity; None when none does. Raises ValueError
+        when several do (a sweep would not know which to change)."""
+        found = [i for i, (name, _) in enumerate(self.wrappers) if wrapper_class(name).SEVERITY is not None]
+        if len(found) > 1:
+            raise ValueError(f"{self.env_id} stacks several wrappers with a severity "
+                             f"({', '.join(self.wrappers[i][0] for i in found)}); give it one")
+        return found[0] if found else None
+
+    @property
+    def severity(self) -> SeveritySetting | None:
+        """The ID's severity (None for an ID whose perturbations have no strength, e.g. a pool swap)."""
+        i = self.severity_wrapper()
+        if i is None:
+            return None
+        name, kwargs = self.wrappers[i]
+        cls = wrapper_class(name)
+        sev = cls.SEVERITY
+        default = kwargs.get(sev.param, inspect.signature(cls.__init__).parameters[sev.param].default)
+        return SeveritySetting(sev.param, sev.check(default), (sev.low, sev.high))
 
 
 def _w(name: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
@@ -124,6 +159,25 @@ def declaration(env_id: str) -> EnvDeclaration:
     raise gym.error.UnregisteredEnv(f"{env_id!r} is not a vla_ood_envs ID; registered IDs: {known}")
 
 
+def severity_of(env_id: str) -> SeveritySetting:
+    """(param, default, (low, high)) of `env_id`'s severity, e.g. ("alpha", 0.5, (0.0, 1.0)) for
+    VLAPick-DynamicNoiseStrong-v0. Raises ValueError for an ID without one, naming the IDs that have one."""
+    d = declaration(env_id)
+    if d.severity is None:
+        raise _no_severity(d)
+    return d.severity
+
+
+def _no_severity(d: EnvDeclaration) -> ValueError:
+    what = ", ".join(name for name, _ in d.wrappers) or "no perturbation"
+    return ValueError(f"{d.env_id} has no severity to sweep ({what}); IDs with one: {', '.join(severity_ids())}")
+
+
+def severity_ids() -> tuple[str, ...]:
+    """The registered IDs that have a severity, in table order."""
+    return tuple(d.env_id for d in DECLARATIONS if d.severity is not None)
+
+
 def _task_class(task: str):
     if task == "VLAPick":
         from .tasks.pick import VLAPickEnv
@@ -164,6 +218,7 @@ def make_env(
     render_backend: str | None = None,
     sim_backend: str = "auto",
     include_proprio: bool = False,
+    severity: Any = None,
     wrapper_overrides: dict[str, dict[str, Any]] | None = None,
     **task_kwargs: Any,
 ) -> gym.Env:
@@ -175,6 +230,9 @@ def make_env(
         "none" disables rendering; "cpu", "cuda" or "pci:<alias>" force a device.
     wrapper_overrides: wrapper name -> arguments replacing the declaration's, e.g.
         {"DynamicNoise": {"alpha": 0.7}} for a severity sweep; ValueError for a wrapper the ID does not have.
+    severity: a value for the ID's severity argument in place of the row's (see `severity_of`; applied after
+        `wrapper_overrides`); ValueError for an ID without a severity, PerturbationError for a value outside its
+        declared range.
     max_episode_steps (a task argument; through gymnasium.make, its own argument): the episode length, which the
         task truncates at (batched-safe) and the spec reports.
 
@@ -182,7 +240,7 @@ def make_env(
     without CUDA, PhysXGpuLibraryError when SAPIEN's PhysX GPU library is missing and cannot be downloaded,
     VectorEnvError when called from a vector env that forks its workers.
     """
-    from .render.device import (
+    from .runtime.device import (
         RenderDeviceError, claim_renderer, ensure_physx_gpu_library, gpu_simulation_available, renderer_pid,
         select_render_backend,
     )
@@ -229,6 +287,12 @@ def make_env(
     backend = "none" if render_backend == "none" or (render_backend is None and state_only) else choice.backend
     kwargs = {**decl.task_kwargs, **task_kwargs}
     stack = [(wrapper_class(name), wkw) for name, wkw in _wrapper_arguments(decl, wrapper_overrides)]
+    if severity is not None:
+        i = decl.severity_wrapper()
+        if i is None:
+            raise _no_severity(decl)
+        cls, wkw = stack[i]
+        wkw[cls.SEVERITY.param] = cls.SEVERITY.check(severity)
     # Image perturbations read the segmentation image; render it even when the user did not ask to see it.
     needs_seg = any(cls.requires_segmentation(**wkw) for cls, wkw in stack)
     internal_obs_mode = obs_mode

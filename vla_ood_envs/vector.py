@@ -80,7 +80,7 @@ def _worker_env(env_id: str, parent_pid: int, **kwargs: Any) -> gym.Env:
     """make_env in a vector-env worker process, which does nothing but step its env. AsyncVectorEnv also calls
     this once in the parent (to read the spaces); the parent is left as it is."""
     from .registry import make_env
-    from .render.device import env_worker_defaults
+    from .runtime.device import env_worker_defaults
 
     if os.getpid() != parent_pid:
         env_worker_defaults()

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from .. import spec
 from ..errors import ConfigError, DatasetError
 from .store import DemoDataset, Episode, atomic_dir
 
@@ -52,8 +53,10 @@ QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
 ROBOT_TYPES = {"panda_vla": "panda", "widowx250s_vla": "widowx"}
 
 IMAGE_KEY = "observation.image"
-STATE_NAMES = ["x", "y", "z", "qw", "qx", "qy", "qz", "gripper"]  # TCP position, TCP quaternion wxyz, opening
-ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
+STATE_NAMES = list(spec.PROPRIO_NAMES)  # the `names` of info.json's features (lists, as JSON reads them back)
+ACTION_NAMES = list(spec.ACTION_NAMES)
+# info.json's own key for what the names do not say (units, rotation convention, gripper sign): spec.metadata().
+CONVENTIONS_KEY = "vla_ood_envs_conventions"
 # Frame-level columns LeRobot adds to every dataset (its DEFAULT_FEATURES), in its order.
 INDEX_FEATURES = {
     "timestamp": "float32", "frame_index": "int64", "episode_index": "int64", "index": "int64", "task_index": "int64",
@@ -316,6 +319,9 @@ def info_json(features: dict, fps: int, episodes: int, frames: int, tasks: int, 
         "data_path": DATA_PATH,
         "video_path": None,  # what LeRobot writes for a dataset without video features
         "features": features,
+        # An extra top-level key (LeRobot reads the keys it knows and keeps the rest): "action" and
+        # "observation.state" in the spec's words.
+        CONVENTIONS_KEY: {"action": spec.metadata()["action"], "observation.state": spec.metadata()["proprio"]},
     }
 
 

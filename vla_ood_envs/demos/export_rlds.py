@@ -40,6 +40,7 @@ from typing import Any, BinaryIO, Callable
 import numpy as np
 from PIL import Image
 
+from .. import spec
 from ..errors import ConfigError, MissingExtraError
 from .store import DatasetError, DemoDataset, Episode, atomic_dir, episode_path
 
@@ -48,8 +49,6 @@ SHARD_SIZE_MB = 256  # OpenVLA reads shards in parallel and shuffles their order
 IMAGE_FORMATS = ("png", "jpeg")
 JPEG_QUALITY = 95  # what TFDS uses when it encodes a JPEG image feature
 FILEPATH_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"  # TFDS's default shard naming
-STATE_DOC = "TCP position xyz (m), TCP quaternion wxyz, gripper opening (m)"
-ACTION_DOC = "delta TCP position xyz, delta TCP rotation (axis-angle), gripper command (+1 open, -1 close)"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # TFDS dataset names are snake_case
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 _TFDS = "tensorflow_datasets.core.features."
@@ -249,8 +248,9 @@ def features_json(height: int, width: int, image_format: str) -> dict:
         "dtype": "uint8", "encodingFormat": image_format,
         "shape": {"dimensions": [str(height), str(width), "3"]}})
     step = _features_dict({
-        "observation": _features_dict({"image": image, "state": _tensor((8,), "float32", STATE_DOC)}),
-        "action": _tensor((7,), "float32", ACTION_DOC),
+        "observation": _features_dict({"image": image, "state": _tensor((spec.PROPRIO_DIM,), "float32",
+                                                                            spec.PROPRIO_DOC)}),
+        "action": _tensor((spec.ACTION_DIM,), "float32", spec.ACTION_DOC),
         "reward": _tensor((), "float32", "reward after the action", scalar=True),
         "discount": _tensor((), "float32", scalar=True),
         "is_first": _tensor((), "bool", scalar=True),
@@ -357,7 +357,8 @@ def export_rlds(dataset_root: str | Path, out_dir: str | Path, name: str = "vla_
         write_json(tmp / "dataset_statistics.json", openvla_statistics(ds, name, len(ds), written.transitions))
         write_json(tmp / "vla_ood_envs.json", {
             "name": name, "version": version, "env_id": first.env_id, "source": str(ds.root.resolve()),
-            "image_format": image_format, "seeds": ds.seeds, "manifests": written.manifests,
+            "image_format": image_format, "conventions": spec.metadata(), "seeds": ds.seeds,
+            "manifests": written.manifests,
         })
         # Last: TFDS treats a folder with dataset_info.json as a finished dataset.
         write_json(tmp / "dataset_info.json",

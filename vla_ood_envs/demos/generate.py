@@ -75,7 +75,7 @@ def _worker_init(cfg: GenerateConfig) -> None:
 
     import vla_ood_envs  # noqa: F401
     from ..policies.base import ScriptedPolicy
-    from ..render.device import env_worker_defaults
+    from ..runtime.device import env_worker_defaults
 
     env_worker_defaults()
     env = gym.make(cfg.env_id, camera_height=cfg.image_height, camera_width=cfg.image_width, include_proprio=True,

@@ -8,8 +8,8 @@ Layout of a dataset folder:
     dataset.json                 written last, atomically: the episodes in the dataset, generation settings and
                                  statistics. Without it the dataset is incomplete and readers refuse it.
 
-An episode file holds `observation/image` (T, H, W, 3) uint8, `observation/proprio` (T, 8) float32 (TCP
-position, TCP quaternion wxyz, gripper opening), `action` (T, 7) float32 (the env's action taken after seeing
+An episode file holds `observation/image` (T, H, W, 3) uint8, `observation/proprio` (T, 8) float32 and `action`
+(T, 7) float32 (layouts, units and conventions: `vla_ood_envs.spec`; the action is the one taken after seeing
 observation t), `reward` (T,) float32 and `success` (T,) bool (after the action), with attributes
 `instruction`, `env_id`, `seed` and `manifest` (the episode's factor record, JSON).
 """
@@ -29,6 +29,7 @@ import h5py
 import numpy as np
 
 from ..errors import DatasetError, OutputExistsError
+from ..spec import NORMALIZE_MASK
 
 INDEX = "dataset.json"
 REWRITE_INDEX = "re-run the `vla-ood generate` command that made the dataset to rewrite it from the episode files"
@@ -165,7 +166,8 @@ def atomic_dir(out_dir: Path, overwrite: bool) -> Iterator[Path]:
 
 
 def statistics(actions: list[np.ndarray], proprio: list[np.ndarray]) -> dict:
-    """Per-dimension statistics in the form OpenVLA registers under an unnorm key (gripper left unnormalised)."""
+    """Per-dimension statistics in the form OpenVLA registers under an unnorm key (its `mask`: the spec's
+    NORMALIZE_MASK, which leaves the gripper unnormalised)."""
     def stats(x: np.ndarray) -> dict:
         return {
             "mean": x.mean(0).tolist(), "std": x.std(0).tolist(), "max": x.max(0).tolist(), "min": x.min(0).tolist(),
@@ -175,7 +177,7 @@ def statistics(actions: list[np.ndarray], proprio: list[np.ndarray]) -> dict:
     a = np.concatenate(actions).astype(np.float64)
     p = np.concatenate(proprio).astype(np.float64)
     return {
-        "action": {**stats(a), "mask": [True] * 6 + [False]},
+        "action": {**stats(a), "mask": list(NORMALIZE_MASK)},
         "proprio": stats(p),
         "num_transitions": int(len(a)),
         "num_trajectories": len(actions),

@@ -125,7 +125,7 @@ class _WorkerConfig:
 
 def _worker_init(wcfg: _WorkerConfig) -> None:
     import vla_ood_envs  # noqa: F401  (registers the IDs in a spawned process)
-    from ..render.device import env_worker_defaults
+    from ..runtime.device import env_worker_defaults
 
     if wcfg.spawned:
         env_worker_defaults()
@@ -433,7 +433,7 @@ def run_suite(policy: str | PolicySpec, task: str = "VLAPick", episodes: int = 1
 
 
 def _save_strip(run_dir: Path, rec: dict, frames: np.ndarray, labels: list[str]) -> Path:
-    from ..pictures import grid
+    from ..sheets import grid
 
     out = run_dir / "strips" / f"{strip_name(rec['condition'], rec['seed_index'], rec['episode_index'])}.png"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -25,8 +25,8 @@ def split_words(text: str) -> list[str]:
 def default_vocabulary() -> list[str]:
     """[<pad>, <unk>, sorted words of the templates and catalog names]; deterministic."""
     from ..catalog import default_catalog
-    from ..factors import TEST_TEMPLATES, TRAIN_TEMPLATE
-    from ..open_factors import OPEN_TEST_TEMPLATES, OPEN_TRAIN_TEMPLATE
+    from ..factors.open import OPEN_TEST_TEMPLATES, OPEN_TRAIN_TEMPLATE
+    from ..factors.pick import TEST_TEMPLATES, TRAIN_TEMPLATE
 
     texts: list[str] = []
     for t in (TRAIN_TEMPLATE, *TEST_TEMPLATES, OPEN_TRAIN_TEMPLATE, *OPEN_TEST_TEMPLATES):

@@ -26,7 +26,8 @@ from mani_skill.utils.structs.types import SimConfig
 
 from ..catalog import Catalog, default_catalog
 from ..errors import ActionError, ConfigError, EnvClosedError
-from ..factors import is_nominal_start
+from ..factors.pools import is_nominal_start
+from ..spec import ACTION_LAYOUT, CONTROL_MODE, MAX_DELTA_POS, MAX_DELTA_ROT, action_bounds
 from . import arguments, robots, scene as scene_lib
 
 DEFAULT_EPISODE_STEPS = 80  # 16 s at the 5 Hz control rate (the study's episode length)
@@ -188,7 +189,7 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
         terminate_on_success: bool = False,
         action_out_of_bounds: str = "error",
         reward_mode: str = "staged",
-        control_mode: str = robots.CONTROL_MODE,
+        control_mode: str = CONTROL_MODE,
         **kwargs,
     ):
         # Checked before ManiSkill loads the agent: ManiSkill prompts on stdin and exits when assets are missing.
@@ -280,7 +281,12 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
     @property
     def _default_sensor_configs(self):
         spec = self.robot_spec
-        return [scene_lib.camera_config(self.camera_width, self.camera_height, spec.camera_pose, spec.camera_hfov)]
+        return [scene_lib.camera_config(self.camera_width, self.camera_height, spec.camera_pose, spec.camera_hfov,
+                                        depth=self.obs_mode_struct.visual.depth)]
+
+    def _setup_sensors(self, options: dict):
+        super()._setup_sensors(options)
+        scene_lib.zero_copy_pictures(self.scene.sensors.values())
 
     @property
     def _default_human_render_camera_configs(self):
@@ -600,7 +606,7 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
         return info["success"].float()
 
     # ------------------------------------------------------------------ stepping
-    ACTION_LAYOUT = "[dx, dy, dz (m), droll, dpitch, dyaw (rad), gripper (+1 open, -1 close)]"
+    ACTION_LAYOUT = ACTION_LAYOUT  # the spec's one-line layout, for the error messages
 
     def _validate_action(self, action):
         if action is None or isinstance(action, (dict, str, bytes)):
@@ -628,14 +634,14 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
         if not torch.isfinite(a).all():
             raise ActionError(f"action contains NaN or inf: {a.tolist()}")
         if getattr(self, "_action_bounds", None) is None:  # built once: this runs every step
-            self._action_bounds = tuple(torch.as_tensor(b, device=self.device) for b in robots.action_bounds())
+            self._action_bounds = tuple(torch.as_tensor(b, device=self.device) for b in action_bounds())
         low, high = self._action_bounds
         out = (a < low - 1e-6) | (a > high + 1e-6)
         if out.any():
             if self.action_out_of_bounds == "error":
                 raise ActionError(
-                    f"action out of bounds: each step moves at most {robots.MAX_DELTA_POS} m and "
-                    f"{robots.MAX_DELTA_ROT} rad, gripper in [-1, 1]; got {a.tolist()}. Clip it yourself or make "
+                    f"action out of bounds: each step moves at most {MAX_DELTA_POS} m and "
+                    f"{MAX_DELTA_ROT} rad, gripper in [-1, 1]; got {a.tolist()}. Clip it yourself or make "
                     f"the env with action_out_of_bounds='clip'."
                 )
             a = torch.clamp(a, low, high)

@@ -42,7 +42,7 @@ def manifest_held_out(manifest: dict) -> list[str]:
                   backgrounds=(manifest["background"],) if manifest.get("background") else ())
     try:
         if task == "VLAPick":
-            from ..factors import PickPools, held_out_factors
+            from ..factors.pick import PickPools, held_out_factors
 
             pools_rec = PickPools(
                 objects=(manifest["object"],), receptacles=(manifest["receptacle"],),
@@ -54,7 +54,7 @@ def manifest_held_out(manifest: dict) -> list[str]:
                                       else ()), **common)
             problems += held_out_factors(pools_rec, default_catalog())
         elif task == "VLAOpen":
-            from ..open_factors import OpenPools, open_held_out_factors
+            from ..factors.open import OpenPools, open_held_out_factors
 
             pools_rec = OpenPools(objects=(manifest["object"],), object_positions=(tuple(manifest["object_xy"]),),
                                   yaws=(manifest["object_yaw"],), **common)

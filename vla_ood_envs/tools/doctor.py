@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .render.device import (
+from ..runtime.device import (
     ENV_VAR,
     RenderDeviceError,
     gpu_simulation_available,
@@ -18,8 +18,8 @@ from .render.device import (
     physx_gpu_library,
     select_render_backend,
 )
-from .render import compat
-from .render.vulkan_probe import VulkanProbeError, find_loader, list_devices
+from ..runtime import compat
+from ..runtime.vulkan_probe import VulkanProbeError, find_loader, list_devices
 
 
 def _version(dist: str) -> str:
@@ -34,7 +34,7 @@ def render_test_image(out: Path, size: int = 128) -> np.ndarray:
     import gymnasium as gym
     from PIL import Image
 
-    from . import registry  # noqa: F401  (registers the IDs)
+    from .. import registry  # noqa: F401  (registers the IDs)
 
     env = gym.make("VLAPick-v0", camera_width=size, camera_height=size)
     try:
@@ -49,7 +49,7 @@ def render_test_image(out: Path, size: int = 128) -> np.ndarray:
 
 def _report_robots(print_fn) -> None:
     """Which robots' assets are here. Optional robots are not problems: their envs say how to install them."""
-    from .tasks.robots import ROBOTS, RobotError, require_assets
+    from ..tasks.robots import ROBOTS, RobotError, require_assets
 
     for spec in ROBOTS.values():
         try:

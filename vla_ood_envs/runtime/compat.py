@@ -42,7 +42,7 @@ def needed(device: VulkanDevice) -> bool:
 
 
 def _source() -> bytes:
-    return resources.files("vla_ood_envs.render").joinpath("compat_layer.c").read_bytes()
+    return resources.files("vla_ood_envs.runtime").joinpath("compat_layer.c").read_bytes()
 
 
 def cache_dir() -> Path:

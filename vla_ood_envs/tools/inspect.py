@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .store import DemoDataset
-
-ACTION_NAMES = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper")
+from ..demos.store import DemoDataset
+from ..spec import ACTION_DIM, ACTION_NAMES
 
 
 def summarize(ds: DemoDataset) -> dict:
@@ -31,13 +30,17 @@ def summarize(ds: DemoDataset) -> dict:
 
 
 def action_histograms(ds: DemoDataset, out: Path) -> Path:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("the action histograms need matplotlib: pip install matplotlib (or the package's "
+                          "'train' or 'dev' extra)") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     actions = np.concatenate([e.actions for e in ds])
-    fig, axes = plt.subplots(1, 7, figsize=(17, 2.6))
+    fig, axes = plt.subplots(1, ACTION_DIM, figsize=(17, 2.6))
     for i, ax in enumerate(axes):
         ax.hist(actions[:, i], bins=40, color="#3b6ea5")
         ax.set_title(ACTION_NAMES[i], fontsize=9)
@@ -52,7 +55,7 @@ def action_histograms(ds: DemoDataset, out: Path) -> Path:
 
 def contact_sheet(ds: DemoDataset, out: Path, episodes: int = 8, frames: int = 6) -> Path:
     """Rows of evenly spaced frames from the first `episodes` episodes, captioned with step and instruction."""
-    from ..pictures import grid
+    from ..sheets import grid
 
     images, captions = [], []
     for ep in list(ds)[:episodes]:

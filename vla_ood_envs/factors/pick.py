@@ -1,4 +1,4 @@
-"""Episodes as factor records, and the pools factors are drawn from.
+"""VLAPick's episodes as factor records, and the pools its factors are drawn from.
 
 An episode of VLAPick is fully described by a `PickFactors` record (which object, receptacle, table appearance,
 instruction template, placements, robot start offset, distractors). A `PickPools` says which values each factor
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .catalog import Catalog, default_catalog
-from .errors import PoolError  # noqa: F401 (kept importable from here)
+from ..catalog import Catalog, default_catalog
+from .pools import ZERO_OFFSET, PoolError, PoolOps, is_nominal_start, pick_one, record_fields
 
 # The study's placement grid: 6x6 cells at 3 cm pitch spanning a 15x15 cm square around the workspace centre.
 GRID_PITCH = 0.03
@@ -52,30 +52,6 @@ TEST_TEMPLATES = (
     "{O} on the {R}, please.",
     "the {O} should be placed on the {R}.",
 )
-
-# The nominal robot start: no joint offsets. A perturbed start lists one offset per arm joint of the env's robot
-# (7 for the Panda, 6 for the WidowX); the env checks the length.
-ZERO_OFFSET: tuple[float, ...] = ()
-
-
-def is_nominal_start(offset: tuple[float, ...]) -> bool:
-    return not any(offset)
-
-
-# Keys the episode manifest adds to a factor record (VLATaskEnv.manifests); a record read back from a manifest
-# replays the episode, so from_dict accepts and drops them.
-MANIFEST_KEYS = frozenset({"task", "robot", "seed", "pools", "events", "replayed_from", "outside_pools",
-                           "max_episode_steps"})
-
-
-def record_fields(cls, d: dict) -> dict:
-    """`d` without the manifest keys, after checking it names only fields of the factor record `cls`."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - known - MANIFEST_KEYS
-    if unknown:
-        raise ValueError(f"unknown factor fields {sorted(unknown)}; known: {sorted(known)}")
-    return {k: v for k, v in d.items() if k in known}
-
 
 @dataclass(frozen=True)
 class Placement:
@@ -126,43 +102,6 @@ class PickFactors:
         if d.get("reposition_xy") is not None:
             d["reposition_xy"] = tuple(d["reposition_xy"])
         return cls(**d)
-
-
-class PoolOps:
-    """What the pools of every task share: copies with changes, and the checks of the common factors."""
-
-    # Factor pools that must not be empty, and the kind of catalog name each required pool holds.
-    REQUIRED: tuple[str, ...] = ()
-    CATALOG_POOLS: tuple[tuple[str, str], ...] = ()
-
-    def replace(self, **changes):
-        return dataclasses.replace(self, **changes)
-
-    def renamed(self, tag: str, **changes):
-        """A copy with `changes` and `tag` appended to the name (the manifest shows every pool change)."""
-        return dataclasses.replace(self, name=f"{self.name}+{tag}", **changes)
-
-    def _validate_common(self, catalog: Catalog) -> None:
-        for field, kind in self.CATALOG_POOLS:
-            names = getattr(self, field)
-            if not names:
-                raise PoolError(f"pool '{self.name}': the {field} pool is empty")
-            known = set(catalog.names(kind))
-            missing = [n for n in names if n not in known]
-            if missing:
-                raise PoolError(f"pool '{self.name}': unknown {field} {missing}; the catalog has {sorted(known)}")
-        for what in self.REQUIRED:
-            if not getattr(self, what):
-                raise PoolError(f"pool '{self.name}': the {what} pool is empty")
-        for kind, names in (("overlays", self.overlays), ("tables", self.backgrounds)):
-            unknown = [n for n in names if n not in set(catalog.names(kind))]
-            if unknown:
-                raise PoolError(f"pool '{self.name}': unknown {kind} {unknown}")
-        if len({len(o) for o in self.robot_qpos_offsets if o}) > 1:
-            raise PoolError(f"pool '{self.name}': the robot_qpos_offsets have different lengths; each lists one "
-                            f"offset per arm joint of the env's robot")
-        if not 0.0 <= self.overlay_alpha <= 1.0:
-            raise PoolError(f"overlay_alpha must be in [0, 1], got {self.overlay_alpha}")
 
 
 @dataclass(frozen=True)
@@ -242,11 +181,6 @@ def valid_position_pairs(pools: PickPools, catalog: Catalog, obj: str, rec: str)
 
 def _clear(xy, radius: float, placed: list[tuple[tuple[float, float], float]]) -> bool:
     return all(math.dist(xy, p) > radius + r + FOOTPRINT_CLEARANCE for p, r in placed)
-
-
-def pick_one(rng: np.random.RandomState, items):
-    """A uniform draw from `items`, or None from an empty pool (which consumes no random number)."""
-    return items[rng.randint(len(items))] if items else None
 
 
 MAX_TRIES = 200

@@ -5,33 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-CAPTION_CHAR_WIDTH = 6  # pixels per character of the caption font
-
-
-def caption_font() -> ImageFont.ImageFont:
-    """Pillow's fixed-width bitmap font (6 px per character). Pillow >= 10.1's default is a 10 px FreeType font
-    whose unhinted spaces are 1-2 px wide, so captions read "putapple on plate"."""
-    return ImageFont.load_default_imagefont()
-
-
-def grid(images: list[np.ndarray], columns: int, captions: list[str] | None = None) -> Image.Image:
-    """Tile equally sized RGB images into a sheet, with an optional caption strip under each (cut to the width
-    of an image)."""
-    h, w = images[0].shape[:2]
-    cap_h = 14 if captions else 0
-    rows = (len(images) + columns - 1) // columns
-    sheet = Image.new("RGB", (columns * w, rows * (h + cap_h)), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    font = caption_font()
-    for i, img in enumerate(images):
-        x, y = (i % columns) * w, (i // columns) * (h + cap_h)
-        sheet.paste(Image.fromarray(img), (x, y))
-        if captions:
-            draw.text((x + 3, y + h + 1), captions[i][: (w - 3) // CAPTION_CHAR_WIDTH], fill=(0, 0, 0), font=font)
-    return sheet
-
+from ..sheets import grid
 
 def episode_sheet(env_id: str, out: Path, episodes: int = 8, size: int = 224, seed: int = 0,
                   columns: int = 4, **env_kwargs) -> Path:
@@ -39,7 +15,7 @@ def episode_sheet(env_id: str, out: Path, episodes: int = 8, size: int = 224, se
     to gym.make (e.g. robot_uids)."""
     import gymnasium as gym
 
-    from . import registry  # noqa: F401
+    from .. import registry  # noqa: F401
 
     env = gym.make(env_id, camera_width=size, camera_height=size, **env_kwargs)
     images, captions = [], []
@@ -65,25 +41,19 @@ def episode_strip(env_id: str, out: Path, seed: int = 0, steps: tuple[int, ...] 
     (dynamic texture/noise follow the arm; the reposition event moves the object)."""
     import gymnasium as gym
 
-    from . import registry  # noqa: F401
-    from .experts import expert_for
+    from .. import registry  # noqa: F401
+    from ..policies import ScriptedPolicy
+    from ..rollout import collect
 
     env = gym.make(env_id, camera_width=size, camera_height=size, **env_kwargs)
-    expert = expert_for(env)
     steps = steps or STRIP_STEPS[env.unwrapped.TASK_NAME]
-    frames, captions = [], []
     try:
-        obs, _ = env.reset(seed=seed)
-        expert.reset(env)
-        for t in range(max(steps) + 1):
-            if t in steps:
-                frames.append(obs["image"])
-                captions.append(f"step {t}")
-            obs = env.step(expert.act(env)[0].cpu().numpy())[0]
+        traj = collect(env, ScriptedPolicy(), [seed], max_steps=max(steps) + 1)[0]
     finally:
         env.close()
+    steps = [t for t in steps if t < len(traj)]  # an episode the task ends early shows what it played
     out.parent.mkdir(parents=True, exist_ok=True)
-    grid(frames, len(frames), captions).save(out)
+    grid([traj.images[t] for t in steps], len(steps), [f"step {t}" for t in steps]).save(out)
     return out
 
 
@@ -92,7 +62,7 @@ def overview_sheet(out: Path, size: int = 160, seed: int = 0, columns: int = 4, 
     """One first frame per registered ID of a task, captioned with its condition: the conditions at a glance."""
     import gymnasium as gym
 
-    from .registry import DECLARATIONS
+    from ..registry import DECLARATIONS
 
     images, captions = [], []
     for d in DECLARATIONS:
@@ -131,8 +101,8 @@ def articulated_sheet(out: Path, size: int = 200) -> Path:
     import sapien
     import sapien.render
 
-    from .catalog import default_catalog
-    from .render.device import claim_renderer, sapien_device, select_render_backend
+    from ..catalog import default_catalog
+    from ..runtime.device import claim_renderer, sapien_device, select_render_backend
 
     choice = select_render_backend()
     claim_renderer(choice)
@@ -169,8 +139,8 @@ def asset_sheet(out: Path, size: int = 160) -> Path:
     import sapien
     import sapien.render
 
-    from .catalog import default_catalog
-    from .render.device import claim_renderer, sapien_device, select_render_backend
+    from ..catalog import default_catalog
+    from ..runtime.device import claim_renderer, sapien_device, select_render_backend
 
     choice = select_render_backend()
     claim_renderer(choice)

@@ -10,8 +10,8 @@ back faces of these closed shells (ManiSkill's files mark every material double-
 Collision meshes, kinematics and link names are untouched, so physics, IK and segmentation ids are exactly
 those of ManiSkill's Panda.
 
-The meshes ship in `panda_lod/` next to this file, made by `python -m vla_ood_envs.render.lod` (needs the
-development-only package fast-simplification; the shipped files were made with 0.2.0, and two runs give
+The meshes ship in `panda_lod/` next to this file, made by `python -m vla_ood_envs.tasks.robot_meshes.lod`
+(needs the development-only package fast-simplification; the shipped files were made with 0.2.0, and two runs give
 identical files). `panda_urdf()` returns a URDF that differs from ManiSkill's only in the visual mesh paths; it
 is written once into the user cache. Images must not depend on the machine, so the light meshes are used on
 every render device; VLA_OOD_ROBOT_MESHES=full selects ManiSkill's originals (for example for close-up,

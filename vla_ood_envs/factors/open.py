@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .catalog import Catalog, default_catalog
-from .factors import ZERO_OFFSET, PoolError, PoolOps, is_nominal_start, pick_one, record_fields
+from ..catalog import Catalog, default_catalog
+from .pools import ZERO_OFFSET, PoolError, PoolOps, is_nominal_start, pick_one, record_fields
 
 KINDS = ("door", "drawer")
 
