@@ -99,12 +99,18 @@ def _commands():
     """Every command the README shows: lines of shell blocks, `inline code` spans that start with vla-ood."""
     out = []
     for code, line in SHELL + PLAIN:
-        for k, text in enumerate(code.splitlines()):
+        lines, k = code.splitlines(), 0
+        while k < len(lines):
+            start, text = k, lines[k]
+            while text.rstrip().endswith("\\") and k + 1 < len(lines):  # a command continued on the next line
+                k += 1
+                text = text.rstrip()[:-1] + " " + lines[k].strip()
+            k += 1
             if (code, line) in PLAIN and not text.startswith("vla-ood "):
                 continue
             text = text.split("#", 1)[0].strip()
             for part in filter(None, (p.strip() for p in text.split("&&"))):
-                out.append((part, line + 1 + k))
+                out.append((part, line + 1 + start))
     for m in re.finditer(r"`((?:\.venv/bin/)?vla-ood [^`]*)`", README):
         out.append((m.group(1), README.count("\n", 0, m.start()) + 1))
     return out
@@ -116,6 +122,12 @@ COMMANDS = _commands()
 @pytest.mark.parametrize("command, line", COMMANDS, ids=[f"line{line}" for _, line in COMMANDS])
 def test_shell_command_matches_the_code(command, line):
     words = shlex.split(command.replace("[", "").replace("]", ""))
+    # "--algo ppo|grpo|dpo" shows alternatives: every one of them must parse.
+    alternatives = [w for w in words if "|" in w and not w.startswith("-")]
+    if alternatives:
+        for choice in alternatives[0].split("|"):
+            test_shell_command_matches_the_code(command.replace(alternatives[0], choice, 1), line)
+        return
     program = words[0].rsplit("/", 1)[-1]
     if program == "vla-ood":
         if len(words) == 1:
@@ -126,6 +138,18 @@ def test_shell_command_matches_the_code(command, line):
             pytest.fail(f"README.md:{line}: `{command}` does not parse (exit {exc.code})")
     elif program.startswith("python") and words[1] == "-m":
         assert importlib.util.find_spec(words[2]) is not None, f"README.md:{line}: no module {words[2]}"
+    elif program.startswith("python") and words[1].endswith(".py"):
+        assert (ROOT / words[1]).is_file(), f"README.md:{line}: no script {words[1]}"
+    elif program == "torchrun":
+        # torchrun [its options] -m MODULE args: the module exists, and the package's CLI parses its arguments.
+        assert "-m" in words, f"README.md:{line}: `{command}`: torchrun without -m MODULE"
+        module = words[words.index("-m") + 1]
+        assert importlib.util.find_spec(module) is not None, f"README.md:{line}: no module {module}"
+        if module == "vla_ood_envs.cli":
+            try:
+                build_parser().parse_args(words[words.index("-m") + 2:])
+            except SystemExit as exc:
+                pytest.fail(f"README.md:{line}: `{command}` does not parse (exit {exc.code})")
     elif program == "bash":
         assert (ROOT / words[1]).is_file(), f"README.md:{line}: no script {words[1]}"
     else:
