@@ -345,8 +345,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--out", default=None, help="folder for the pictures (None: <dataset>/inspect)")
     i.set_defaults(func=_cmd_inspect)
 
-    b = sub.add_parser("bench", help="steps/s next to ManiSkill's PickCube-v1, image perturbation costs", **fmt)
-    b.add_argument("--quick", action="store_true", help="fewer steps (under 2 minutes on 2 cores)")
+    b = sub.add_parser("bench", help="steps/s next to ManiSkill's PickCube-v1 (each env in a fresh process), image "
+                                     "condition costs", **fmt)
+    b.add_argument("--quick", action="store_true",
+                   help="3 rounds of 12 steps per env: a quick check, its ratios are noisy (full mode: 7 x 60)")
     b.add_argument("--size", type=IMAGE_SIDE, default=224, help="camera width and height in pixels")
     b.add_argument("--out", default="out/bench", help="folder for bench.md and bench.json")
     b.add_argument("--docs", default=None, help="also write the table to this markdown file (docs/performance.md)")

@@ -10,7 +10,8 @@ package's compatibility Vulkan layer is for; that is the one place to plug it in
 
 Env worker processes the package spawns (gym.make_vec workers, demo generation workers, `vla-ood bench`) run
 torch on one intra-op thread when they render on the CPU driver (see `limit_torch_threads`); a user's own process
-keeps its torch settings unless VLA_OOD_TORCH_THREADS asks otherwise.
+keeps its torch settings unless VLA_OOD_TORCH_THREADS asks otherwise, and a single env runs its own tensor work
+on one thread inside each call, restoring the caller's count (`env_thread_scope`).
 """
 
 from __future__ import annotations
@@ -287,6 +288,45 @@ def limit_torch_threads(choice: RenderChoice) -> int | None:
 
     torch.set_num_threads(max(1, n))
     return torch.get_num_threads()
+
+
+class _OneTorchThread:
+    """Context manager: torch on one intra-op thread inside, the caller's count restored on exit."""
+
+    __slots__ = ("saved",)
+
+    def __enter__(self):
+        import torch
+
+        self.saved = torch.get_num_threads()
+        if self.saved != 1:
+            torch.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.saved != 1:
+            import torch
+
+            torch.set_num_threads(self.saved)
+
+
+def env_thread_scope(cpu_rendering: bool):
+    """What a single env wraps its reset and step in: one torch intra-op thread for the env's own tensor work
+    (picture conversion, observation layout, image conditions) when rendering on a CPU device, the caller's
+    setting restored before the call returns, so `torch.get_num_threads()` outside the env never changes.
+
+    Why: at torch's default (one thread per core) each image-sized torch op of a step is split over the OpenMP
+    pool, whose second thread competes with lavapipe's rasterisers for the same cores and then spin-waits
+    (issue 19: about 8-9 ms of CPU per 224x224 step on 2 cores). Setting the count costs under a microsecond.
+    OpenMP keeps the count per thread, so other threads of the process are not affected. Returns a no-op
+    context for envs that render on a GPU or not at all (`cpu_rendering` False) and with
+    VLA_OOD_TORCH_THREADS=keep (torch's own setting everywhere).
+    """
+    import contextlib
+
+    if not cpu_rendering or os.environ.get(TORCH_THREADS_VAR, "").strip().lower() == "keep":
+        return contextlib.nullcontext()
+    return _OneTorchThread()
 
 
 def gpu_simulation_available() -> bool:

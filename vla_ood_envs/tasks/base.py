@@ -262,7 +262,12 @@ class VLATaskEnv(BaseEnv, metaclass=abc.ABCMeta):
     @property
     def _default_sensor_configs(self):
         spec = self.robot_spec
-        return [scene_lib.camera_config(self.camera_width, self.camera_height, spec.camera_pose, spec.camera_hfov)]
+        return [scene_lib.camera_config(self.camera_width, self.camera_height, spec.camera_pose, spec.camera_hfov,
+                                        depth=self.obs_mode_struct.visual.depth)]
+
+    def _setup_sensors(self, options: dict):
+        super()._setup_sensors(options)
+        scene_lib.zero_copy_pictures(self.scene.sensors.values())
 
     @property
     def _default_human_render_camera_configs(self):

@@ -36,6 +36,7 @@ from ..factors.open import (
 )
 from . import scene as scene_lib
 from .base import VLATaskEnv, common_outside_pools, in_pool, yaw_quat
+from .contacts import grasp_test, pair_forces
 
 DOOR_THRESHOLD = math.radians(20.0)
 DRAWER_THRESHOLD = 0.08
@@ -211,8 +212,7 @@ class VLAOpenEnv(VLATaskEnv):
         opening = self.joint_position()
         threshold = self.threshold
         success = opening >= threshold
-        is_grasped = self._select(self.moving_links, self.target_object,
-                                  lambda l: self.agent.is_grasping(l, GRASP_MIN_FORCE, GRASP_MAX_ANGLE))
+        is_grasped = self._grasped()
         progress = torch.clamp(opening / threshold, 0.0, 1.0)
         step = self.elapsed_steps.to(self.device).long()
         fresh = step != self._last_progress_step  # evaluate() may run more than once per step
@@ -229,6 +229,15 @@ class VLAOpenEnv(VLATaskEnv):
             "open_fraction": opening / threshold,
             "potential": self._new_potential.clone(),
         }
+
+    def _grasped(self) -> torch.Tensor:
+        """Whether the robot grasps each env's moving part (N,) bool; on CPU from one contact query."""
+        if self.gpu_sim_enabled:
+            return self._select(self.moving_links, self.target_object,
+                                lambda l: self.agent.is_grasping(l, GRASP_MIN_FORCE, GRASP_MAX_ANGLE))
+        link, agent = self.moving_links[int(self.target_object[0])], self.agent
+        left, right = pair_forces(self.scene, [(agent.finger1_link, link), (agent.finger2_link, link)])
+        return grasp_test(agent, left, right, GRASP_MIN_FORCE, GRASP_MAX_ANGLE)
 
     def compute_dense_reward(self, obs: Any, action: torch.Tensor, info: dict):
         handle, _ = self.handle_pose()

@@ -38,6 +38,7 @@ from ..factors.pick import (
 )
 from . import scene as scene_lib
 from .base import ActionError, VLATaskEnv, common_outside_pools, in_pool, yaw_quat
+from .contacts import grasp_test, pair_forces
 
 __all__ = ["ActionError", "VLAPickEnv"]
 
@@ -305,11 +306,13 @@ class VLAPickEnv(VLATaskEnv):
         in_z = (gap <= SUCCESS_MAX_GAP) & (obj_mid > rec_mid)
         return in_xy, in_z, gap_xy
 
-    def _distractor_info(self, obj_p: torch.Tensor, rec_pose: Pose) -> dict:
+    def _distractor_info(self, obj_p: torch.Tensor, rec_pose: Pose, grasped: torch.Tensor | None = None) -> dict:
         """What the distractors are doing (see the module docstring); one pass per distractor column, and none in
-        conditions without distractors."""
+        conditions without distractors. `grasped`: whether a distractor is grasped, when already known (CPU
+        simulation: from the step's one contact query)."""
         n, dev = self.num_envs, self.device
-        grasped = torch.zeros(n, dtype=torch.bool, device=dev)
+        known = grasped is not None
+        grasped = grasped if known else torch.zeros(n, dtype=torch.bool, device=dev)
         on_target = torch.zeros_like(grasped)
         on_distractor = torch.zeros_like(grasped)
         rec = self.target_receptacle
@@ -317,10 +320,12 @@ class VLAPickEnv(VLATaskEnv):
             which = self._distractor_objects[:, col]
             valid, safe = which >= 0, which.clamp(min=0)
             pose = Pose.create(self._select(self.objects, safe, lambda a: a.pose.raw_pose))
-            g = self._select(self.objects, safe, lambda a: self.agent.is_grasping(a, GRASP_MIN_FORCE, GRASP_MAX_ANGLE))
+            if not known:
+                g = self._select(self.objects, safe,
+                                 lambda a: self.agent.is_grasping(a, GRASP_MIN_FORCE, GRASP_MAX_ANGLE))
+                grasped |= valid & g
             in_xy, in_z, _ = self._rests_on(pose.p, self._obj_height[safe], rec_pose, self._rec_half_xy[rec],
                                             self._rec_height[rec])
-            grasped |= valid & g
             on_target |= valid & in_xy & in_z
         for col in range(self._distractor_receptacles.shape[1]):
             which = self._distractor_receptacles[:, col]
@@ -338,9 +343,7 @@ class VLAPickEnv(VLATaskEnv):
         in_xy, in_z, gap_xy = self._rests_on(obj_p, self._obj_height[self.target_object], rec_pose,
                                              self._rec_half_xy[self.target_receptacle],
                                              self._rec_height[self.target_receptacle])
-        contact = self._pair_contact_force()
-        is_grasped = self._select(self.objects, self.target_object,
-                                  lambda a: self.agent.is_grasping(a, GRASP_MIN_FORCE, GRASP_MAX_ANGLE))
+        contact, is_grasped, distractor_grasped = self._contacts_and_grasps()
         success = in_xy & in_z & (contact > SUCCESS_MIN_CONTACT)
         self._update_progress(is_grasped, success)
         return {
@@ -352,14 +355,33 @@ class VLAPickEnv(VLATaskEnv):
             "contact_force": contact,
             "potential": self.potential.clone(),
             "receptacle_gap": gap_xy,
-            **self._distractor_info(obj_p, rec_pose),
+            **self._distractor_info(obj_p, rec_pose, distractor_grasped),
         }
 
+    def _contacts_and_grasps(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Object-receptacle contact force (N,) in newtons, whether the robot grasps the object (N,) bool, and
+        whether it grasps a distractor object (N,) bool; the last is None on the GPU simulation, where
+        `_distractor_info` asks ManiSkill per distractor column."""
+        if self.gpu_sim_enabled:
+            is_grasped = self._select(self.objects, self.target_object,
+                                      lambda a: self.agent.is_grasping(a, GRASP_MIN_FORCE, GRASP_MAX_ANGLE))
+            return self._pair_contact_force(), is_grasped, None
+        # CPU simulation (one env): one contact query for the finger pairs of the object and of every distractor
+        # object, and the placement pair.
+        obj, rec = self.objects[int(self.target_object[0])], self.receptacles[int(self.target_receptacle[0])]
+        agent = self.agent
+        held = [obj] + [self.objects[k] for k in self._distractor_objects[0].tolist() if k >= 0]
+        pairs = [(finger, item) for item in held for finger in (agent.finger1_link, agent.finger2_link)]
+        forces = pair_forces(self.scene, pairs + [(obj, rec)])
+        grasps = [grasp_test(agent, forces[2 * i], forces[2 * i + 1], GRASP_MIN_FORCE, GRASP_MAX_ANGLE)
+                  for i in range(len(held))]
+        distractor = torch.zeros(1, dtype=torch.bool, device=self.device)
+        for g in grasps[1:]:
+            distractor |= g
+        return torch.linalg.norm(forces[-1], dim=-1), grasps[0], distractor
+
     def _pair_contact_force(self) -> torch.Tensor:
-        if self.num_envs == 1:
-            forces = self.scene.get_pairwise_contact_forces(self.objects[int(self.target_object[0])],
-                                                            self.receptacles[int(self.target_receptacle[0])])
-            return torch.linalg.norm(forces, dim=-1)
+        """Object-receptacle contact force (N,) on the GPU simulation: one query per object-receptacle pair in use."""
         out = torch.zeros(self.num_envs, device=self.device)
         pairs = torch.stack([self.target_object, self.target_receptacle], -1)
         for o, r in torch.unique(pairs, dim=0).tolist():
