@@ -4,7 +4,7 @@ Read from the source (no module is imported). Lower layers first; a module may i
 The order is the data flow of docs/architecture.md: spec and the process runtime at the bottom, then assets,
 factors, tasks, wrappers, the registry, experts, policies, the rollout loop, what consumes rollouts (demos, training,
 evaluation), the study, the tools, and the CLI on top. `errors` and `sheets` (picture tiling) are leaves anyone
-may use; `vector` (the make_vec env) sits beside the registry it serves.
+may use; `vector` (the make_vec env) sits under the registry, which hands it the env factory.
 """
 
 import ast
@@ -18,7 +18,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("factors",),
     ("tasks",),
     ("wrappers",),
-    ("registry", "vector"),
+    ("vector",),
+    ("registry",),
     ("experts",),
     ("policies",),
     ("rollout",),

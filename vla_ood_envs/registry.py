@@ -244,8 +244,8 @@ def make_env(
         RenderDeviceError, claim_renderer, ensure_physx_gpu_library, gpu_simulation_available, renderer_pid,
         select_render_backend,
     )
+    from .runtime.processes import refuse_fork, refuse_forked_renderer
     from .tasks.base import check_episode_steps
-    from .vector import refuse_fork, refuse_forked_renderer
     from .wrappers.observation import SingleEnvNumpy, VLAObservation
 
     steps = _gym_make_episode_steps(sys._getframe(1))
@@ -326,7 +326,7 @@ def make_vector_env(env_id: str, num_envs: int, **kwargs: Any) -> gym.vector.Vec
     """`gymnasium.make_vec(ID, num_envs=N)`: N single envs, one spawned process each (see vla_ood_envs.vector)."""
     from .vector import make_vector_env as make
 
-    return make(env_id, num_envs, **kwargs)
+    return make(make_env, env_id, num_envs, **kwargs)
 
 
 def register_all() -> None:

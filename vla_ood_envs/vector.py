@@ -6,26 +6,21 @@
 - observations travel through pipes (the instruction is text);
 - a worker whose parent process dies (crash, SIGKILL) exits within a second instead of living on.
 
-Gymnasium's own `vectorization_mode="async"` forks on Linux unless told otherwise; `refuse_fork` stops it at once
-with a message naming what works. ManiSkill's GPU-batched mode is `gymnasium.make(ID, num_envs=N)` instead.
+Gymnasium's own `vectorization_mode="async"` forks on Linux unless told otherwise; `refuse_fork`
+(`runtime.processes`, with the other rules for env processes) stops it at once with a message naming what works. ManiSkill's GPU-batched mode is `gymnasium.make(ID, num_envs=N)` instead.
 """
 
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import os
-import sys
-import threading
-import time
 from typing import Any, Callable
 
 import gymnasium as gym
 from gymnasium.vector import AutoresetMode
 
-from .errors import ForkedProcessError, VectorEnvError
-
-WATCH_INTERVAL_S = 0.5
+# Importable from here as before; they live with the other rules for env processes.
+from .runtime.processes import VectorEnvError, exit_with_parent, refuse_fork, refuse_forked_renderer  # noqa: F401
 
 
 class VLAVectorEnv(gym.vector.AsyncVectorEnv):
@@ -63,71 +58,26 @@ class VLAVectorEnv(gym.vector.AsyncVectorEnv):
         self._spec = value
 
 
-def make_vector_env(env_id: str, num_envs: int, autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP,
-                    **kwargs: Any) -> VLAVectorEnv:
-    """`gymnasium.make_vec(ID, num_envs=N, **kwargs)`: a `VLAVectorEnv` of N envs made with `kwargs` (those of
-    `gymnasium.make`, `max_episode_steps` included). Gymnasium refuses `vector_kwargs` for a package's own vector
-    env, so `autoreset_mode` is a keyword here."""
+def make_vector_env(make: Callable[..., gym.Env], env_id: str, num_envs: int,
+                    autoreset_mode: str | AutoresetMode = AutoresetMode.NEXT_STEP, **kwargs: Any) -> VLAVectorEnv:
+    """`gymnasium.make_vec(ID, num_envs=N, **kwargs)` (through `registry.make_vector_env`): a `VLAVectorEnv` of N
+    envs, each `make(env_id, **kwargs)` (the registry's `make_env`, a module-level function the spawned workers
+    import; `kwargs` are those of `gymnasium.make`, `max_episode_steps` included). Gymnasium refuses
+    `vector_kwargs` for a package's own vector env, so `autoreset_mode` is a keyword here."""
     from .tasks.base import DEFAULT_EPISODE_STEPS, check_episode_steps
 
     kwargs.pop("vectorization_mode", None)  # present when the env is re-made from its spec
     steps = check_episode_steps(kwargs.get("max_episode_steps", DEFAULT_EPISODE_STEPS))
-    fns = [functools.partial(_worker_env, env_id, os.getpid(), **kwargs) for _ in range(num_envs)]
+    fns = [functools.partial(_worker_env, make, env_id, os.getpid(), **kwargs) for _ in range(num_envs)]
     return VLAVectorEnv(fns, max_episode_steps=steps, autoreset_mode=autoreset_mode)
 
 
-def _worker_env(env_id: str, parent_pid: int, **kwargs: Any) -> gym.Env:
-    """make_env in a vector-env worker process, which does nothing but step its env. AsyncVectorEnv also calls
-    this once in the parent (to read the spaces); the parent is left as it is."""
-    from .registry import make_env
+def _worker_env(make: Callable[..., gym.Env], env_id: str, parent_pid: int, **kwargs: Any) -> gym.Env:
+    """`make(env_id, **kwargs)` in a vector-env worker process, which does nothing but step its env.
+    AsyncVectorEnv also calls this once in the parent (to read the spaces); the parent is left as it is."""
     from .runtime.device import env_worker_defaults
 
     if os.getpid() != parent_pid:
         env_worker_defaults()
         exit_with_parent(parent_pid)
-    return make_env(env_id, **kwargs)
-
-
-def exit_with_parent(parent_pid: int, interval: float = WATCH_INTERVAL_S) -> threading.Thread:
-    """End this process (exit status 1) once `parent_pid` is no longer its parent, checked every `interval` s on a
-    daemon thread. A worker blocked in its pipe already ends when the pipe closes; this covers one that is busy
-    (building its env, stepping) when the parent dies."""
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            time.sleep(interval)
-        os._exit(1)
-
-    thread = threading.Thread(target=watch, name="vla-ood-parent-watch", daemon=True)
-    thread.start()
-    return thread
-
-
-def refuse_fork() -> None:
-    """Raise VectorEnvError when called (through `gymnasium.make`) from an AsyncVectorEnv that will fork its
-    workers: their SAPIEN renderer would deadlock (see the module docstring), and the parent would wait forever."""
-    frame = sys._getframe(1)
-    init = gym.vector.AsyncVectorEnv.__init__.__code__
-    while frame is not None and frame.f_code is not init:
-        frame = frame.f_back
-    if frame is None:
-        return
-    context = frame.f_locals.get("context")
-    method = multiprocessing.get_context(context).get_start_method()
-    if method == "fork":
-        raise VectorEnvError(
-            "gymnasium.make_vec(..., vectorization_mode='async') starts its workers with fork here, and a forked "
-            "worker deadlocks in SAPIEN's renderer. Use the package's vector env, which spawns them: "
-            "gymnasium.make_vec(ID, num_envs=N) (vectorization_mode='vector_entry_point', the default; it takes "
-            "autoreset_mode= as a keyword), or vectorization_mode='sync' (one process), or "
-            "vectorization_mode='async' with vector_kwargs={'context': 'spawn'}")
-
-
-def refuse_forked_renderer(claimed_pid: int | None) -> None:
-    """Raise ForkedProcessError (a RuntimeError) in a process forked from one whose SAPIEN renderer had started
-    (`claimed_pid`): the renderer's threads did not survive the fork, and building an env would hang."""
-    if claimed_pid is not None and claimed_pid != os.getpid():
-        raise ForkedProcessError(
-            f"this process was forked from process {claimed_pid}, which had already started SAPIEN's renderer; a "
-            f"renderer does not survive fork (building an env here would hang). Start env processes with the "
-            f"'spawn' start method (multiprocessing.get_context('spawn')), or use gymnasium.make_vec(ID, num_envs=N)")
+    return make(env_id, **kwargs)

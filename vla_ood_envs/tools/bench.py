@@ -13,6 +13,8 @@ How it measures, so that a ratio compares envs and not process histories or mach
 - **CPU time too.** Each round also reports the worker's process CPU time per step (all its threads, lavapipe's
   rasterisers included), which a loaded machine disturbs far less than wall-clock time.
 - **The load average** (1 minute) is printed at the start and end of every table.
+- **No policy in the loop.** The timing loops step precomputed actions straight into the envs, not through
+  `rollout.collect`: its policy call and per-step recording would be timed with the env.
 
 References: PickCube-v1 at its defaults (100 Hz physics / 20 Hz control, `pd_joint_delta_pos`) and at the
 rates of our tasks (500 Hz / 5 Hz, `pd_ee_delta_pose`, which moves the end effector as ours does); both with our
