@@ -4,7 +4,8 @@ Every condition ID is stepped in its own fresh process, in alternating rounds wi
 the bare task with the segmentation pass (rgb+segmentation), so that the table splits a condition's total cost
 into the segmentation pass it needs and the rest (vla_ood_envs/bench.py:compare).
 
-    python benchmarks/wrapper_overhead.py [--rounds 5] [--steps 40] [--size 224] [--ids VLAPick-DynamicNoiseStrong-v0 ...]
+    python benchmarks/wrapper_overhead.py [--rounds 5] [--steps 40] [--size 224]
+                                          [--ids VLAPick-DynamicNoiseStrong-v0 ...]
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ def main() -> None:
             decl = declaration(row["env_id"])
             layer = ", ".join(wrapper_class(n).layer if n != "UnseenTable" else "scene" for n, _ in decl.wrappers)
             label = row["env"] if row is not seg else f"{bare} rgb+segmentation"
+            cpu = row["cpu_ms"]["median"] / rgb["cpu_ms"]["median"] - 1
             print(f"| {label} | {layer or '-'} | {row['steps_per_s']['median']:.1f} | "
                   f"{100 * (extra['median'] - 1):+.1f}% ({100 * (extra['min'] - 1):+.1f} to "
-                  f"{100 * (extra['max'] - 1):+.1f}) | {100 * (row['cpu_ms']['median'] / rgb['cpu_ms']['median'] - 1):+.1f}% |")
+                  f"{100 * (extra['max'] - 1):+.1f}) | {100 * cpu:+.1f}% |")
 
 
 if __name__ == "__main__":

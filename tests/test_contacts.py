@@ -68,3 +68,27 @@ def test_grasp_test_matches_maniskill_on_arbitrary_forces(monkeypatch):
         seen.add(bool(want))
     env.close()
     assert seen == {True, False}
+
+
+def test_distractor_grasp_from_the_one_query_matches_maniskill():
+    """VLAPick's distractor-grasp info on CPU comes from the step's one contact query; ManiSkill's per-distractor
+    is_grasping must agree. The grasped target object is listed as a distractor too, so True cases occur."""
+    env = _env("VLAPick-v0")
+    base = env.unwrapped
+    env.reset(seed=0)
+    seen = set()
+    for action in STORED["VLAPick-v0/0/actions"][:40]:
+        env.step(action)
+        saved = base._distractor_objects
+        k = int(base.target_object[0])
+        other = (k + 1) % len(base.objects)
+        base._distractor_objects = torch.tensor([[other, k, -1]])
+        try:
+            ours = base._contacts_and_grasps()[2]
+            theirs = base._distractor_info(base.object_pose().p, base.receptacle_pose())["distractor_grasped"]
+        finally:
+            base._distractor_objects = saved
+        assert torch.equal(ours, theirs)
+        seen.add(bool(ours))
+    env.close()
+    assert seen == {True, False}
