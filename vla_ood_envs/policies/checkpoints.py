@@ -11,7 +11,8 @@ from typing import Any
 CONFIG_FILE = "config.json"
 
 # policy_type -> "module:Class" (imported only when a checkpoint of that type is loaded).
-POLICY_TYPES: dict[str, str] = {"tiny_vla": "vla_ood_envs.policies.tiny_vla:TinyVLA"}
+POLICY_TYPES: dict[str, str] = {"tiny_vla": "vla_ood_envs.policies.tiny_vla:TinyVLA",
+                                "openvla_adapter": "vla_ood_envs.policies.openvla:OpenVLAAdapter"}
 
 
 def register_policy_type(policy_type: str, target: str) -> None:

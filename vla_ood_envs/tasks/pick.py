@@ -13,7 +13,7 @@ Success, grasp and the staged reward follow the study (docs/study.md section 1):
   grasped_ever); a maximum return of 1.2, and -1 when a placed object is knocked off again.
 
 For the evaluation's failure classes the info also says, per step: `receptacle_gap` (m, xy distance from the
-object centre to the target receptacle's footprint, 0 over it), `distractor_grasped` (a distractor object is
+object centre to the target receptacle's footprint, 0 over it, rounded to 0.01 mm), `distractor_grasped` (a distractor object is
 grasped), `distractor_on_receptacle` (a distractor object rests on the target receptacle, by the success geometry
 without the contact test) and `on_distractor_receptacle` (the target object rests on a distractor receptacle);
 all False where the episode has no distractors.
@@ -363,7 +363,9 @@ class VLAPickEnv(VLATaskEnv):
             "is_placed": in_xy & in_z,
             "contact_force": contact,
             "potential": self.potential.clone(),
-            "receptacle_gap": gap_xy,
+            # Rounded to 0.01 mm: PhysX carries float-level state from one episode into the next (about 1e-8 m),
+            # and a reported distance that differs at that level makes two replays of a seed look different.
+            "receptacle_gap": torch.round(gap_xy, decimals=5),
             **self._distractor_info(obj_p, rec_pose, distractor_grasped),
         }
 

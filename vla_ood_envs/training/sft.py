@@ -190,11 +190,9 @@ def build_policy(cfg: SFTConfig, normalizer: ActionNormalizer, device: torch.dev
     from ..policies.checkpoints import POLICY_TYPES, load_policy
 
     if cfg.policy == "openvla":
-        if "openvla" not in POLICY_TYPES:
-            raise SFTError("--policy openvla needs the OpenVLA adapter, which this install does not provide yet; "
-                           "train the tiny VLA (--policy tiny) or pass a checkpoint folder of a learnable policy")
-        raise SFTError("--policy openvla: pass the folder of an OpenVLA adapter checkpoint (its config.json "
-                       "names policy_type 'openvla') as --policy DIR")
+        raise SFTError("--policy openvla: pass an OpenVLA adapter checkpoint folder as --policy DIR (make one from an "
+                       "OpenVLA checkpoint with OpenVLAAdapter.from_pretrained(CHECKPOINT).save_pretrained(DIR); "
+                       "it needs the [train] extra, and the [openvla] extra for OpenVLA's own checkpoints)")
     path = Path(cfg.policy)
     if not path.exists():
         raise SFTError(f"--policy must be 'tiny', 'openvla' or a checkpoint folder; {cfg.policy!r} is none of these")
