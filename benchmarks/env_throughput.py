@@ -1,46 +1,48 @@
-"""Env steps per second of every task's base ID next to ManiSkill's PickCube-v1, measured in the same run.
+"""Env steps per second of every task's base ID next to ManiSkill's PickCube-v1 (its defaults and our 500/5 Hz
+rates), each env in its own fresh process, in alternating rounds (see vla_ood_envs/bench.py). `vla-ood bench` runs
+this together with the image conditions, torch threads, vector envs and memory, and writes the tables to files.
 
-Both envs run at the same physics and control rates (500 Hz physics, 5 Hz control) and the same camera size,
-with one env on this machine's render device, or N envs as N processes (--vec N). PickCube is ManiSkill's own
-reference task. `vla-ood bench` runs this together with memory and the image-perturbation costs and writes the
-tables to files.
-
-    python benchmarks/env_throughput.py            # a few minutes on 2 CPU cores
-    python benchmarks/env_throughput.py --quick    # fewer steps and modes
+    python benchmarks/env_throughput.py                       # every mode, 7 rounds of 60 steps
+    python benchmarks/env_throughput.py --modes "rgb 224" --rounds 5 --steps 40
     python benchmarks/env_throughput.py --ids VLAPick-v0 --vec 2
+    python benchmarks/env_throughput.py --ids VLAPick-v0 --modes "rgb 224" --compare /tmp/old   # before/after
+
+--compare DIR adds each env built from DIR, another checkout of the package (e.g. `git worktree add /tmp/old
+<commit>`), to every table: before and after in the same alternating rounds.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
 
-from vla_ood_envs.bench import MODES, REFERENCE, ROUNDS, env_ids, env_throughput, machine, vector_throughput
+from vla_ood_envs.tools.bench import (MODES, ROUNDS, STEPS, _env_table_md, env_ids, env_tables, machine,
+                                vector_throughput)
+from vla_ood_envs.runtime.device import env_worker_defaults
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--ids", nargs="*", default=None, help=f"env IDs (default: {', '.join(env_ids())})")
     parser.add_argument("--modes", nargs="*", default=None, help=f"subset of: {', '.join(m.label for m in MODES)}")
     parser.add_argument("--vec", type=int, default=0, help="also N envs as N processes (rgb 224)")
+    parser.add_argument("--compare", default=None, help="another checkout: its envs join every table")
     args = parser.parse_args()
-    steps = args.steps or (25 if args.quick else 150)
+    env_worker_defaults()
     ids = tuple(args.ids) if args.ids else env_ids()
     modes = tuple(m for m in MODES if args.modes is None or m.label in args.modes)
-    rows = env_throughput(steps, quick=args.quick, ids=ids, modes=modes)
-    if args.vec > 1:
-        rows += vector_throughput(max(10, steps // 2), num_envs=args.vec, ids=ids)
+    tables = env_tables(ids, modes, args.rounds, args.steps, compare_tree=args.compare)
     m = machine()
-    print(f"\nenv steps/s, physics 500 Hz / control 5 Hz, median of {ROUNDS} alternating rounds "
-          f"({m['cpu']}, {m['cores']} cores, render device {m['render_device']}, robot meshes {m['robot_meshes']})\n")
-    print(f"| env | mode | envs | env steps/s | {REFERENCE} | ratio |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['env']} | {r['mode']} | {r['num_envs']} | {r['ours']:.1f} | {r['reference']:.1f} | "
-              f"{r['ratio']:.2f}x |")
-    print(f"\npeak resident memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(f"\n{m['cpu']}, {m['cores']} cores, rendering on {m['render_on']} ({m['render_device']}), robot meshes "
+          f"{m['robot_meshes']}\n")
+    for t in tables:
+        print("\n".join(_env_table_md(t)) + "\n")
+    if args.vec > 1:
+        for r in vector_throughput(args.rounds * max(1, args.steps // 3), num_envs=args.vec, ids=ids,
+                                   rounds=args.rounds):
+            print(f"{r['env']} x{r['num_envs']} processes: {r['ours']:.1f} env steps/s, PickCube-v1 500/5 Hz "
+                  f"{r['reference']:.1f}: {r['ratio']:.2f}x (load {r['load']['start'][:1]} -> {r['load']['end'][:1]})")
 
 
 if __name__ == "__main__":

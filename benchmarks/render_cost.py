@@ -1,7 +1,7 @@
 """Where the time of one camera frame goes: SAPIEN's calls, and the cost of each part of the scene.
 
-Builds VLAPick-v0 twice in one process (ManiSkill's Panda meshes and the light ones of vla_ood_envs.render.lod,
-chosen through VLA_OOD_ROBOT_MESHES), then times frames in alternating rounds:
+Builds VLAPick-v0 twice in one process (ManiSkill's Panda meshes and the light ones of
+vla_ood_envs.tasks.robot_meshes.lod, chosen through VLA_OOD_ROBOT_MESHES), then times frames in alternating rounds:
 
 - per call: scene.update_render, camera.take_picture (submits), get_picture (waits for lavapipe and copies),
   and ManiSkill's whole `_get_obs_sensor_data` (adds the torch copy of the picture);
@@ -31,8 +31,8 @@ def main() -> None:
 
     import sapien.render
 
-    from vla_ood_envs.bench import make_ours
-    from vla_ood_envs.render import lod
+    from vla_ood_envs.tools.bench import make_ours
+    from vla_ood_envs.tasks.robot_meshes import lod
 
     envs = {}
     for meshes in ("full", "lod"):

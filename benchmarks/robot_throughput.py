@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 
 import vla_ood_envs  # noqa: F401
-from vla_ood_envs.bench import ROUNDS, _uniform_actions, make_ours, make_reference, measure_pair
-from vla_ood_envs.render.device import env_worker_defaults
+from vla_ood_envs.tools.bench import ROUNDS, _uniform_actions, make_ours, make_reference, measure_pair
+from vla_ood_envs.runtime.device import env_worker_defaults
 from vla_ood_envs.tasks.robots import ROBOTS, RobotError, require_assets
 
 

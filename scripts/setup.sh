@@ -6,15 +6,19 @@ cd "$(dirname "$0")/.."
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 PYTHON="${PYTHON:-python3}"
+# apt-get that waits (up to APT_LOCK_WAIT s, default 600) while another apt/dpkg process holds the package lock,
+# e.g. unattended-upgrades on a freshly booted machine, instead of failing at once.
+APT_GET="$PWD/scripts/apt-get-wait"
+APT=(env DEBIAN_FRONTEND=noninteractive "APT_LOCK_WAIT=${APT_LOCK_WAIT:-600}" bash "$APT_GET")
 
 if ! "$PYTHON" -c "import ensurepip, venv" >/dev/null 2>&1; then
-  $SUDO apt-get update -q
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv python3-dev
+  $SUDO "${APT[@]}" update -q
+  $SUDO "${APT[@]}" install -y -q python3-venv python3-dev
 fi
-$SUDO bash vla_ood_envs/render/install_vulkan.sh
+$SUDO env "APT_GET=$APT_GET" "APT_LOCK_WAIT=${APT_LOCK_WAIT:-600}" bash vla_ood_envs/runtime/install_vulkan.sh
 # A C compiler and the Vulkan headers build the compatibility layer for old CPU drivers (tests render through it).
 if ! { command -v cc >/dev/null && [ -f /usr/include/vulkan/vk_layer.h ]; }; then
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gcc libc6-dev libvulkan-dev
+  $SUDO "${APT[@]}" install -y -q --no-install-recommends gcc libc6-dev libvulkan-dev
 fi
 
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv

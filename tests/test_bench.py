@@ -13,8 +13,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from vla_ood_envs import bench
-from vla_ood_envs.render import lod
+from vla_ood_envs.tools import bench
+from vla_ood_envs.tasks.robot_meshes import lod
 
 
 def test_env_list_is_data_driven_and_picks_up_registered_tasks(monkeypatch):
@@ -41,33 +41,80 @@ class _CountingEnv:
 
 def test_measure_pair_alternates_and_reports_each_env():
     fast, slow = _CountingEnv(0.001), _CountingEnv(0.004)
-    a, b = bench.measure_pair(fast, lambda: None, slow, lambda: None, steps=10, warmup=1)
+    a, b = bench.measure_pair(fast, lambda: None, slow, lambda: None, steps=10, rounds=5, warmup=1)
     assert fast.steps == slow.steps == 1 + 10 and fast.resets == slow.resets == 1
     assert a > b > 0
 
 
+def test_timed_round_resets_then_times_every_action():
+    env = _CountingEnv(0.002)
+    r = bench.timed_round(env, [None] * 5)
+    assert env.resets == 1 and env.steps == 5
+    assert 0 < r["steps_per_s"] < 1 / 0.002 and r["cpu_ms"] >= 0 and r["main_thread_ms"] >= 0
+
+
+def _row(env, steps_per_s, reference=None, cpu=10.0, **extra):
+    rounds = [{"steps_per_s": s, "cpu_ms": cpu, "main_thread_ms": cpu} for s in steps_per_s]
+    return {"env": env, "env_id": env.split()[0], "reference": reference, "obs_mode": "rgb", "width": 224,
+            "height": 224, "num_envs": 1, "torch_threads": "1", "steps_per_s": bench._summary(steps_per_s),
+            "cpu_ms": bench._summary([cpu] * len(steps_per_s)), "main_thread_ms": bench._summary([cpu]),
+            "rounds": rounds, "peak_rss_mb": 700.0, **extra}
+
+
 def _result(**over):
-    row = {"env": "VLAPick-v0", "mode": "rgb 224", "num_envs": 1, "steps": 25, "ours": 40.0, "reference": 20.0,
-           "ratio": 2.0}
     machine = {k: "x" for k in ("cpu", "python", "render_device", "driver", "compat_layer", "robot_meshes",
-                                "vla_ood_envs", "mani-skill", "sapien", "torch", "gymnasium")}
-    machine.update(cores=2, torch_threads=1)
-    result = {"date": "2026-01-01", "quick": True, "steps": 25, "size": 224, "machine": machine,
-              "throughput": [row], "vector": [dict(row, num_envs=2, ours_worker_peak_mb=700.0,
-                                                   reference_worker_peak_mb=800.0)],
-              "gpu": {"skipped": "no CUDA device visible to torch"}, "perturbations": [],
-              "peak_rss_mb": 900.0, "children_peak_rss_mb": 800.0, "load": {"before": [1.0], "after": [2.0]}}
+                                "vla_ood_envs", "mani-skill", "sapien", "torch", "gymnasium", "render_on")}
+    machine.update(cores=2, torch_threads=2)
+    load = {"start": [1.5, 1.0, 1.0], "end": [2.5, 1.0, 1.0]}
+    table = {"mode": "rgb 224", "rounds": 3, "steps": 60, "load": load, "rows": [
+        _row("VLAPick-v0", [40.0, 44.0, 42.0]), _row("PickCube-v1 defaults", [20.0, 22.0, 21.0], "defaults"),
+        _row("PickCube-v1 500/5 Hz", [20.0, 20.0, 21.0], "500/5 Hz")]}
+    conditions = {"bare": "VLAPick-v0", "rounds": 3, "steps": 60, "load": load, "rows": [
+        _row("VLAPick-v0", [40.0, 40.0, 40.0]),
+        _row("VLAPick-DynamicNoiseWeak-v0", [38.0, 38.0, 38.0], cpu=10.5, perturbation_ms=0.7)]}
+    threads = {"rounds": 3, "steps": 60, "load": load, "rows": [_row("VLAPick-v0", [40.0] * 3),
+                                                                 _row("VLAPick-v0 (torch threads: keep)", [30.0] * 3)]}
+    vec = {"env": "VLAPick-v0", "mode": "rgb 224", "num_envs": 2, "steps": 60, "ours": 70.0, "reference": 35.0,
+           "ratio": 2.0, "ours_worker_peak_mb": 700.0, "reference_worker_peak_mb": 800.0, "load": load}
+    result = {"date": "2026-01-01", "quick": False, "rounds": 3, "steps": 60, "size": 224, "machine": machine,
+              "tables": [table], "conditions": [conditions], "threads": threads, "vector": [vec],
+              "gpu": {"skipped": "no CUDA device visible to torch"}}
     result.update(over)
     return result
 
 
-def test_markdown_has_rows_notes_and_memory():
+def test_markdown_has_ranges_ratios_load_and_notes():
     md = bench.markdown(_result())
-    assert "| VLAPick-v0 | rgb 224 | 1 | 25 | 40.0 | 20.0 | 2.00x |" in md
-    assert "| VLAPick-v0 | rgb 224 | 2 |" in md
-    assert "GPU rows skipped: no CUDA device" in md
-    assert "one VLAPick-v0 worker process 700 MB" in md and "Load average" in md
+    assert "| VLAPick-v0 | 42.0 (40.0-44.0) | 10.0 | 2.00x (2.00-2.00) | 2.10x (2.00-2.20) |" in md
+    assert "load average (1 min) 1.5 at the start, 2.5 at the end" in md
+    assert "| VLAPick-DynamicNoiseWeak-v0 | 38.0 (38.0-38.0) | 10.5 | +5.3% (+5.3 to +5.3) | +5.0% | 0.70 |" in md
+    assert "torch's default (2 here) 30.0 (30.0-30.0) steps/s" in md
+    assert "| VLAPick-v0 | rgb 224 | 2 | 70.0 | 35.0 | 2.00x | 1.5 / 2.5 |" in md
+    assert "GPU simulation rows skipped: no CUDA device" in md and "QUICK MODE" not in md
+    assert "QUICK MODE" in bench.markdown(_result(quick=True))
     json.dumps(_result())  # the JSON file holds the same structure
+
+
+def test_ratio_pairs_rounds():
+    a, b = _row("a", [10.0, 30.0]), _row("b", [10.0, 10.0])
+    assert bench.ratio(a, b) == {"median": 2.0, "min": 1.0, "max": 3.0}
+
+
+def test_compare_runs_each_env_in_its_own_process(tmp_path):
+    """Two state envs in two fresh worker processes, alternating rounds; a failing env (or a `tree` that is not a
+    checkout) names itself."""
+    specs = [bench.EnvSpec("VLAPick-v0", "state"), bench.EnvSpec(bench.REFERENCE, "state", reference="500/5 Hz")]
+    t = bench.compare(specs, rounds=2, steps=2)
+    assert [r["env"] for r in t["rows"]] == ["VLAPick-v0", "PickCube-v1 500/5 Hz"]
+    for r in t["rows"]:
+        assert len(r["rounds"]) == 2 and r["steps_per_s"]["min"] <= r["steps_per_s"]["median"] > 0
+        assert r["cpu_ms"]["median"] > 0 and r["peak_rss_mb"] is None or r["peak_rss_mb"] > 100
+    assert t["load"]["start"] and t["load"]["end"]
+    assert all(r["package"] == str(Path(bench.__file__).parents[1]) for r in t["rows"])  # the package dir
+    with pytest.raises(bench.BenchError, match="NoSuchEnv-v0"):
+        bench.compare([bench.EnvSpec("NoSuchEnv-v0", "state")], rounds=1, steps=1)
+    with pytest.raises(bench.BenchError, match="not a checkout of vla_ood_envs"):
+        bench.compare([bench.EnvSpec("VLAPick-v0", "state", tree=str(tmp_path))], rounds=1, steps=1)
 
 
 def test_docs_block_is_replaced_and_the_text_around_it_kept(tmp_path):
@@ -82,7 +129,7 @@ def test_docs_block_is_replaced_and_the_text_around_it_kept(tmp_path):
 
 
 def test_gpu_rows_are_skipped_with_a_note_without_cuda(monkeypatch):
-    from vla_ood_envs.render import device
+    from vla_ood_envs.runtime import device
 
     monkeypatch.setattr(device, "gpu_simulation_available", lambda: False)
     assert "no CUDA device" in bench.gpu_throughput(steps=1)["skipped"]
@@ -171,7 +218,7 @@ def test_two_triangle_floor_renders_like_maniskills_grid(monkeypatch):
 # ---------------------------------------------------------------------------------------------- torch threads
 _THREADS = """
 import json, torch
-from vla_ood_envs.render import device
+from vla_ood_envs.runtime import device
 choice = device.select_render_backend()
 before = torch.get_num_threads()
 device.claim_renderer(choice)

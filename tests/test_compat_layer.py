@@ -13,8 +13,8 @@ import sys
 import numpy as np
 import pytest
 
-from vla_ood_envs.render import compat
-from vla_ood_envs.render.vulkan_probe import VulkanDevice
+from vla_ood_envs.runtime import compat
+from vla_ood_envs.runtime.vulkan_probe import VulkanDevice
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
@@ -33,7 +33,7 @@ needs_old_driver = pytest.mark.skipif(
 
 RENDER = """
 import json, sys, numpy as np, gymnasium as gym, vla_ood_envs
-from vla_ood_envs.render.device import select_render_backend
+from vla_ood_envs.runtime.device import select_render_backend
 env = gym.make("VLAPick-v0", obs_mode="rgb+segmentation", camera_width=96, camera_height=96)
 obs, _ = env.reset(seed=3)
 for _ in range(3):
@@ -86,7 +86,7 @@ def test_old_driver_renders_like_the_new_one_through_the_layer(tmp_path):
 
 SOAK = """
 import sys, gymnasium as gym, mani_skill.envs
-from vla_ood_envs.render.device import select_render_backend, claim_renderer
+from vla_ood_envs.runtime.device import select_render_backend, claim_renderer
 choice = select_render_backend(); claim_renderer(choice)
 assert choice.compat_layer.startswith("in use"), choice.compat_layer
 env = gym.make("PickCube-v1", obs_mode="rgb", render_backend=choice.backend, sensor_configs=dict(width=64, height=64))

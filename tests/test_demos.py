@@ -92,7 +92,7 @@ def test_study_preprocessing():
 
 
 def test_inspect_reports_and_draws(reference, tmp_path):
-    from vla_ood_envs.demos.inspect import inspect
+    from vla_ood_envs.tools.inspect import inspect
 
     lines = []
     summary = inspect(reference.root, tmp_path, print_fn=lines.append)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from vla_ood_envs.experts import run_expert_episode
+from vla_ood_envs.rollout import run_expert_episode
 from vla_ood_envs.experts.pick_expert import PickExpert
 
 SEEDS = (100, 101, 102, 103, 104, 105)

@@ -11,9 +11,9 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 from vla_ood_envs.catalog import default_catalog
-from vla_ood_envs.experts import run_expert_episode
+from vla_ood_envs.rollout import run_expert_episode
 from vla_ood_envs.experts.open_expert import OpenExpert
-from vla_ood_envs.open_factors import (
+from vla_ood_envs.factors import (
     OPEN_TEST_POSITIONS, OPEN_TEST_TEMPLATES, OPEN_TEST_YAWS, OPEN_TRAIN_POSITIONS, OPEN_TRAIN_TEMPLATE,
     OPEN_TRAIN_YAWS, OpenFactors, open_held_out_factors, open_train_pools,
 )

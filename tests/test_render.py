@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from vla_ood_envs.render import device
-from vla_ood_envs.render.vulkan_probe import VulkanDevice
+from vla_ood_envs.runtime import device
+from vla_ood_envs.runtime.vulkan_probe import VulkanDevice
 
 
 def test_cpu_render_has_content_and_segmentation_names_the_actors(rgb_env):

@@ -14,7 +14,7 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import mani_skill
-from vla_ood_envs.experts import run_expert_episode
+from vla_ood_envs.rollout import run_expert_episode
 from vla_ood_envs.registry import DECLARATIONS
 from vla_ood_envs.tasks import robots
 from vla_ood_envs.tasks.scene import WORKSPACE_CENTER

@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from .errors import CatalogError  # noqa: F401 (kept importable from here)
+
 SPLITS = ("train", "test")
-
-
-class CatalogError(ValueError):
-    """A catalog file is missing, malformed, or refers to files that do not exist."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The one rollout loop: env(s) x policy -> trajectories with their manifests.
 
-Demo generation, pictures, the expert helper, evaluation and RL collection all call `collect` (a batch of
-episodes, one per sub-env, started together) or `run_episodes` (any number of seeds, batch after batch).
+Demo generation, pictures, the expert helper (`run_expert_episode`), evaluation and RL collection all call
+`collect` (a batch of episodes, one per sub-env, started together) or `run_episodes` (any number of seeds, batch
+after batch).
 
 Envs it drives, all through the same code:
 - a single env (`gym.make(ID)`: unbatched numpy observations), batch size 1;
@@ -25,10 +26,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .policies.base import Policy, PolicyOutput
+from .policies.base import Policy, PolicyOutput, ScriptedPolicy
 
-# Per-step info flags recorded for every env (when the task reports them), as bool arrays.
-INFO_FLAGS = ("success", "is_grasped", "grasped_ever", "held_ever")
+# Per-step info flags recorded for every env (when the task reports them), as bool arrays. `distractor_grasped`
+# (VLAPick) lets the evaluation tell a grasp of the wrong object at any step.
+INFO_FLAGS = ("success", "is_grasped", "grasped_ever", "held_ever", "distractor_grasped")
 
 
 @dataclass
@@ -336,3 +338,14 @@ def run_episodes(env: Any, policy: Policy, seeds: Sequence[int], **kwargs: Any) 
         padded = chunk + [chunk[-1]] * (n - len(chunk))
         out.extend(collect(env, policy, padded, **kwargs)[:len(chunk)])
     return out
+
+
+def run_expert_episode(env: Any, seed: int, expert: Any = None, options: dict | None = None,
+                       max_steps: int | None = None) -> dict:
+    """Roll out the task's scripted expert (`experts.expert_for(env)` unless `expert` is given) in a single
+    (num_envs=1) env from `seed`; returns {"success": bool at the last step, "actions": (T, 7) float32, "info": the
+    last info, "phase": the expert's last phase name}."""
+    policy = ScriptedPolicy(expert)
+    traj = collect(env, policy, [seed], options=options, max_steps=max_steps, record_images=False)[0]
+    return {"success": traj.success, "actions": traj.actions, "info": traj.final_info,
+            "phase": policy.phase_names()[0]}

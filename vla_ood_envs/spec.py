@@ -49,6 +49,24 @@ PROPRIO_DOC = ("TCP position xyz (m, world frame), TCP orientation quaternion wx
                "(m, sum of the two finger joints)")
 
 
+def _layout(names: tuple[str, ...], units: tuple[str, ...]) -> str:
+    parts, i = [], 0
+    while i < len(names):
+        j = i
+        while j + 1 < len(names) and units[j + 1] == units[i]:
+            j += 1
+        run = ", ".join(names[i:j + 1])
+        parts.append(f"{run} ({units[i]})" if units[i] else run)
+        i = j + 1
+    return "[" + ", ".join(parts) + "]"
+
+
+# One line each, for error messages and docs: "[dx, dy, dz (m), droll, dpitch, dyaw (rad), gripper (+1 open / -1
+# close)]" and the proprio vector's equivalent.
+ACTION_LAYOUT = _layout(ACTION_NAMES, ACTION_UNITS)
+PROPRIO_LAYOUT = _layout(PROPRIO_NAMES, PROPRIO_UNITS)
+
+
 def action_bounds() -> tuple[np.ndarray, np.ndarray]:
     """(low, high) of the 7-D action, float32 arrays of shape (7,)."""
     hi = np.array([MAX_DELTA_POS] * 3 + [MAX_DELTA_ROT] * 3 + [1.0], dtype=np.float32)
@@ -60,3 +78,19 @@ def action_features() -> list[dict]:
     low, high = action_bounds()
     return [{"name": n, "unit": u, "low": float(lo), "high": float(h), "normalized": m}
             for n, u, lo, h, m in zip(ACTION_NAMES, ACTION_UNITS, low, high, NORMALIZE_MASK)]
+
+
+def metadata() -> dict:
+    """The action and proprio conventions as one JSON-ready dict, written into exported datasets (LeRobot's
+    info.json, the RLDS provenance file) so a reader of the files alone knows what the numbers mean."""
+    return {
+        "action": {
+            "names": list(ACTION_NAMES), "units": list(ACTION_UNITS), "description": ACTION_DOC,
+            "rotation": ROTATION_CONVENTION, "euler_order": ROTATION_EULER_ORDER, "frame": CONTROLLER_FRAME,
+            "control_mode": CONTROL_MODE, "delta_of": "previous target pose",
+            "max_delta_position_m": MAX_DELTA_POS, "max_delta_rotation_rad": MAX_DELTA_ROT,
+            "gripper": {"open": GRIPPER_OPEN, "close": GRIPPER_CLOSE, "index": GRIPPER_INDEX},
+            "normalize_mask": list(NORMALIZE_MASK),
+        },
+        "proprio": {"names": list(PROPRIO_NAMES), "units": list(PROPRIO_UNITS), "description": PROPRIO_DOC},
+    }

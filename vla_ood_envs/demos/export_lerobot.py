@@ -37,6 +37,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
+from .. import spec
+from ..errors import ConfigError, DatasetError
 from .store import DemoDataset, Episode, atomic_dir
 
 CODEBASE_VERSION = "v3.0"
@@ -51,8 +53,10 @@ QUANTILES = {"q01": 0.01, "q10": 0.10, "q50": 0.50, "q90": 0.90, "q99": 0.99}
 ROBOT_TYPES = {"panda_vla": "panda", "widowx250s_vla": "widowx"}
 
 IMAGE_KEY = "observation.image"
-STATE_NAMES = ["x", "y", "z", "qw", "qx", "qy", "qz", "gripper"]  # TCP position, TCP quaternion wxyz, opening
-ACTION_NAMES = ["dx", "dy", "dz", "droll", "dpitch", "dyaw", "gripper"]
+STATE_NAMES = list(spec.PROPRIO_NAMES)  # the `names` of info.json's features (lists, as JSON reads them back)
+ACTION_NAMES = list(spec.ACTION_NAMES)
+# info.json's own key for what the names do not say (units, rotation convention, gripper sign): spec.metadata().
+CONVENTIONS_KEY = "vla_ood_envs_conventions"
 # Frame-level columns LeRobot adds to every dataset (its DEFAULT_FEATURES), in its order.
 INDEX_FEATURES = {
     "timestamp": "float32", "frame_index": "int64", "episode_index": "int64", "index": "int64", "task_index": "int64",
@@ -315,6 +319,9 @@ def info_json(features: dict, fps: int, episodes: int, frames: int, tasks: int, 
         "data_path": DATA_PATH,
         "video_path": None,  # what LeRobot writes for a dataset without video features
         "features": features,
+        # An extra top-level key (LeRobot reads the keys it knows and keeps the rest): "action" and
+        # "observation.state" in the spec's words.
+        CONVENTIONS_KEY: {"action": spec.metadata()["action"], "observation.state": spec.metadata()["proprio"]},
     }
 
 
@@ -372,7 +379,7 @@ def _write_data(ds: DemoDataset, root: Path, features: dict, fps: int, data_file
         for episode_index in range(len(ds)):
             ep = ds[episode_index]
             if ep.images.shape[1:] != shape:
-                raise ValueError(f"episode seed {ep.seed}: image shape {ep.images.shape[1:]} differs from {shape}; "
+                raise DatasetError(f"episode seed {ep.seed}: image shape {ep.images.shape[1:]} differs from {shape}; "
                                  f"a LeRobot image feature has one shape")
             task_index = totals.tasks.setdefault(ep.instruction, len(totals.tasks))
             columns = episode_columns(ep, episode_index, totals.frames, task_index, fps)
@@ -389,7 +396,7 @@ def _write_meta(root: Path, totals: _Totals, features: dict, fps: int, data_file
                 env_id: str, source: Path) -> None:
     robots = {m.get("robot", "panda_vla") for m in totals.manifests}
     if len(robots) != 1:
-        raise ValueError(f"{source} mixes episodes of several robots {sorted(robots)}; export one robot's at a time")
+        raise DatasetError(f"{source} mixes episodes of several robots {sorted(robots)}; export one robot's at a time")
     info = info_json(features, fps, len(totals.rows), totals.frames, len(totals.tasks), data_files_size_in_mb,
                      ROBOT_TYPES[robots.pop()])
     write_episodes(root, totals.rows)
@@ -413,9 +420,9 @@ def export_lerobot(dataset_root: str | Path, out_dir: str | Path, repo_id: str |
     seed is in meta/vla_ood_envs.json."""
     ds = DemoDataset(dataset_root)
     if len(ds) == 0:
-        raise ValueError(f"{dataset_root} has no episodes to export")
+        raise DatasetError(f"{dataset_root} has no episodes to export")
     if int(fps) != fps or fps <= 0 or data_files_size_in_mb <= 0:
-        raise ValueError("fps must be a positive integer and data_files_size_in_mb positive (LeRobot requires it)")
+        raise ConfigError("fps must be a positive integer and data_files_size_in_mb positive (LeRobot requires it)")
     repo_id = repo_id or f"vla_ood_envs/{ds.index['env_id']}"
     out_dir = Path(out_dir)
     first = ds[0]

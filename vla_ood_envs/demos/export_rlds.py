@@ -40,6 +40,8 @@ from typing import Any, BinaryIO, Callable
 import numpy as np
 from PIL import Image
 
+from .. import spec
+from ..errors import ConfigError, MissingExtraError
 from .store import DatasetError, DemoDataset, Episode, atomic_dir, episode_path
 
 SPLIT = "train"
@@ -47,8 +49,6 @@ SHARD_SIZE_MB = 256  # OpenVLA reads shards in parallel and shuffles their order
 IMAGE_FORMATS = ("png", "jpeg")
 JPEG_QUALITY = 95  # what TFDS uses when it encodes a JPEG image feature
 FILEPATH_TEMPLATE = "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"  # TFDS's default shard naming
-STATE_DOC = "TCP position xyz (m), TCP quaternion wxyz, gripper opening (m)"
-ACTION_DOC = "delta TCP position xyz, delta TCP rotation (axis-angle), gripper command (+1 open, -1 close)"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # TFDS dataset names are snake_case
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 _TFDS = "tensorflow_datasets.core.features."
@@ -96,7 +96,7 @@ def example_class() -> type:
     try:
         from google.protobuf import descriptor_pool, message_factory
     except ImportError as exc:
-        raise ImportError("the RLDS export needs protobuf and google-crc32c: pip install 'vla_ood_envs[rlds]'") from exc
+        raise MissingExtraError("the RLDS export needs protobuf and google-crc32c: pip install 'vla_ood_envs[rlds]'") from exc
     pool = descriptor_pool.DescriptorPool()
     pool.Add(_example_file_proto())
     descriptor = pool.FindMessageTypeByName("tensorflow.Example")
@@ -110,7 +110,7 @@ def _crc32c() -> Callable[[bytes], int]:
     try:
         import google_crc32c
     except ImportError as exc:
-        raise ImportError("the RLDS export needs protobuf and google-crc32c: pip install 'vla_ood_envs[rlds]'") from exc
+        raise MissingExtraError("the RLDS export needs protobuf and google-crc32c: pip install 'vla_ood_envs[rlds]'") from exc
     return google_crc32c.value
 
 
@@ -248,8 +248,9 @@ def features_json(height: int, width: int, image_format: str) -> dict:
         "dtype": "uint8", "encodingFormat": image_format,
         "shape": {"dimensions": [str(height), str(width), "3"]}})
     step = _features_dict({
-        "observation": _features_dict({"image": image, "state": _tensor((8,), "float32", STATE_DOC)}),
-        "action": _tensor((7,), "float32", ACTION_DOC),
+        "observation": _features_dict({"image": image, "state": _tensor((spec.PROPRIO_DIM,), "float32",
+                                                                            spec.PROPRIO_DOC)}),
+        "action": _tensor((spec.ACTION_DIM,), "float32", spec.ACTION_DOC),
         "reward": _tensor((), "float32", "reward after the action", scalar=True),
         "discount": _tensor((), "float32", scalar=True),
         "is_first": _tensor((), "bool", scalar=True),
@@ -299,13 +300,13 @@ def write_json(path: Path, data: dict) -> None:
 
 def _check_args(name: str, version: str, image_format: str, shard_size_mb: float) -> None:
     if not _NAME.match(name):
-        raise ValueError(f"name {name!r}: a TFDS dataset name is snake_case (lowercase letters, digits, _)")
+        raise ConfigError(f"name {name!r}: a TFDS dataset name is snake_case (lowercase letters, digits, _)")
     if not _VERSION.match(version):
-        raise ValueError(f"version {version!r}: TFDS versions are MAJOR.MINOR.PATCH")
+        raise ConfigError(f"version {version!r}: TFDS versions are MAJOR.MINOR.PATCH")
     if image_format not in IMAGE_FORMATS:
-        raise ValueError(f"image_format {image_format!r}: one of {IMAGE_FORMATS}")
+        raise ConfigError(f"image_format {image_format!r}: one of {IMAGE_FORMATS}")
     if shard_size_mb <= 0:
-        raise ValueError("shard_size_mb must be positive")
+        raise ConfigError("shard_size_mb must be positive")
 
 
 class _Written:
@@ -324,7 +325,7 @@ def _write_shards(ds: DemoDataset, root: Path, name: str, image_format: str, sha
     try:
         for ep in ds:
             if ep.images.shape[1:] != shape:
-                raise ValueError(f"episode seed {ep.seed}: image shape {ep.images.shape[1:]} differs from {shape}; "
+                raise DatasetError(f"episode seed {ep.seed}: image shape {ep.images.shape[1:]} differs from {shape}; "
                                  f"a TFDS image feature has one shape")
             shards.write(serialize_episode(ep, image_format))
             written.transitions += len(ep)
@@ -346,7 +347,7 @@ def export_rlds(dataset_root: str | Path, out_dir: str | Path, name: str = "vla_
     _check_args(name, version, image_format, shard_size_mb)
     ds = DemoDataset(dataset_root)
     if len(ds) == 0:
-        raise ValueError(f"{dataset_root} has no episodes to export")
+        raise DatasetError(f"{dataset_root} has no episodes to export")
     first = ds[0]
     height, width = first.images.shape[1:3]
     target = Path(out_dir) / name / version
@@ -356,7 +357,8 @@ def export_rlds(dataset_root: str | Path, out_dir: str | Path, name: str = "vla_
         write_json(tmp / "dataset_statistics.json", openvla_statistics(ds, name, len(ds), written.transitions))
         write_json(tmp / "vla_ood_envs.json", {
             "name": name, "version": version, "env_id": first.env_id, "source": str(ds.root.resolve()),
-            "image_format": image_format, "seeds": ds.seeds, "manifests": written.manifests,
+            "image_format": image_format, "conventions": spec.metadata(), "seeds": ds.seeds,
+            "manifests": written.manifests,
         })
         # Last: TFDS treats a folder with dataset_info.json as a finished dataset.
         write_json(tmp / "dataset_info.json",

@@ -17,14 +17,9 @@ def expert_for(env):
     raise ValueError(f"no scripted expert for task {task!r}")
 
 
-def run_expert_episode(env, seed: int, expert=None, options: dict | None = None, max_steps: int | None = None) -> dict:
-    """Roll out the task's scripted expert in a single (num_envs=1) env from `seed` (through the package's one
-    rollout loop, `vla_ood_envs.rollout`); returns success at the last step, the actions (T, 7) float32, the last
-    info and the expert's last phase."""
-    from ..policies.base import ScriptedPolicy
-    from ..rollout import collect
 
-    policy = ScriptedPolicy(expert or expert_for(env))
-    traj = collect(env, policy, [seed], options=options, max_steps=max_steps, record_images=False)[0]
-    return {"success": traj.success, "actions": traj.actions, "info": traj.final_info,
-            "phase": policy.phase_names()[0]}
+def __getattr__(name: str):
+    # run_expert_episode moved to vla_ood_envs.rollout (the loop's layer); the old name warns for one release.
+    from .._moved import moved_attribute
+
+    return moved_attribute(__name__, name)

@@ -5,5 +5,7 @@ This layer reads the action spec (`vla_ood_envs.spec`) and never imports the tas
 """
 
 from .base import LearnablePolicy, Policy, PolicyInputError, PolicyOutput, ScriptedPolicy, TokenScores
+from .checkpoints import load_policy, register_policy_type
 
-__all__ = ["LearnablePolicy", "Policy", "PolicyInputError", "PolicyOutput", "ScriptedPolicy", "TokenScores"]
+__all__ = ["LearnablePolicy", "Policy", "PolicyInputError", "PolicyOutput", "ScriptedPolicy", "TokenScores",
+           "load_policy", "register_policy_type"]

@@ -203,6 +203,7 @@ class ActionTokenizer:
     def ids_to_bins(self, ids: Any) -> Any:
         """Token ids -> class indices 0..255 (class k <-> id vocab_size - 1 - k, i.e. OpenVLA bin k + 1)."""
         if isinstance(ids, torch.Tensor):
+            self._check_ids(ids.detach().cpu().numpy())
             return self.vocab_size - 1 - ids
         self._check_ids(np.asarray(ids))
         return self.vocab_size - 1 - np.asarray(ids, dtype=np.int64)

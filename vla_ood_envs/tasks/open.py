@@ -30,12 +30,14 @@ import torch
 from mani_skill.utils.structs.pose import Pose
 
 from ..catalog import ArticulatedAsset
-from ..open_factors import (
+from ..factors.open import (
     KINDS, OPEN_TEST_POSITIONS, OPEN_TEST_TEMPLATES, OPEN_TEST_YAWS, OPEN_TRAIN_POSITIONS, OPEN_TRAIN_TEMPLATE,
     OPEN_TRAIN_YAWS, OpenFactors, articulated_names, open_train_pools, sample_open_factors,
 )
 from . import scene as scene_lib
-from .base import VLATaskEnv, yaw_quat
+from ..errors import ConfigError
+from .base import VLATaskEnv, common_outside_pools, footprint, in_pool, yaw_quat
+from .contacts import grasp_test, pair_forces
 
 DOOR_THRESHOLD = math.radians(20.0)
 DRAWER_THRESHOLD = 0.08
@@ -44,8 +46,6 @@ GRASP_MAX_ANGLE = 85
 # Where the object stands: its bottom centre, and the direction its front faces (world yaw of its +x axis).
 OPEN_ANCHOR = (-0.06, -0.20)
 NOMINAL_FACING = math.radians(95.0)
-PARK_ORIGIN = (2.5, 2.0)
-PARK_PITCH = 0.6
 VARIANTS = {"door": ("door",), "drawer": ("drawer",), "any": KINDS}
 
 
@@ -91,11 +91,27 @@ class VLAOpenEnv(VLATaskEnv):
             raise ValueError(f"factor object={f.object!r} is not an articulated object of this env (variant "
                              f"{self.variant!r}); known: {sorted(self._index)}")
         self._check_common_factors(f)
+        if len(f.object_xy) != 2 or not all(map(math.isfinite, (*f.object_xy, f.object_yaw))):
+            raise ConfigError(f"factors object_xy and object_yaw must be finite numbers, got {f.object_xy}, "
+                             f"{f.object_yaw}")
+        depth, width = self._assets[self._index[f.object]].size[:2]
+        corners = footprint((-depth / 2, -width / 2), (depth / 2, width / 2), 1.0,
+                            (OPEN_ANCHOR[0] + f.object_xy[0], OPEN_ANCHOR[1] + f.object_xy[1]),
+                            NOMINAL_FACING + f.object_yaw)
+        self._check_on_table(f"{f.object} ({self.variant})", "object_xy", f.object_xy, corners)
         if not f.noun:
             f = dataclasses.replace(f, noun=self._assets[self._index[f.object]].noun)
         return f
 
+    def _outside_pools(self, f: OpenFactors, pools) -> list[str]:
+        """The factors of `f` that `pools` could not have drawn, by field name."""
+        out = [] if f.object in pools.objects else ["object"]
+        if not in_pool(f.object_xy, pools.object_positions):
+            out.append("object_xy")
+        return out + common_outside_pools(f, pools)
+
     def _load_items(self) -> None:
+        self._plan_parking([a.footprint_radius for a in self._assets])
         self.articulations = []
         for k, asset in enumerate(self._assets):
             loader = self.scene.create_urdf_loader()
@@ -118,8 +134,7 @@ class VLAOpenEnv(VLATaskEnv):
         self._threshold = torch.where(self._is_drawer, DRAWER_THRESHOLD, DOOR_THRESHOLD).float()
 
     def _park(self, k: int) -> sapien.Pose:
-        return sapien.Pose(p=[PARK_ORIGIN[0] + PARK_PITCH * (k % 6), PARK_ORIGIN[1] + PARK_PITCH * (k // 6),
-                              -2 * scene_lib.TABLE_HALF_SIZE[2]])  # on the floor, behind the camera
+        return self._park_pose(k, lift=0.0)  # on the floor, behind the camera
 
     def _segmentation_groups(self):
         return [(art.get_links(), k) for k, art in enumerate(self.articulations)]
@@ -201,8 +216,7 @@ class VLAOpenEnv(VLATaskEnv):
         opening = self.joint_position()
         threshold = self.threshold
         success = opening >= threshold
-        is_grasped = self._select(self.moving_links, self.target_object,
-                                  lambda l: self.agent.is_grasping(l, GRASP_MIN_FORCE, GRASP_MAX_ANGLE))
+        is_grasped = self._grasped()
         progress = torch.clamp(opening / threshold, 0.0, 1.0)
         step = self.elapsed_steps.to(self.device).long()
         fresh = step != self._last_progress_step  # evaluate() may run more than once per step
@@ -219,6 +233,15 @@ class VLAOpenEnv(VLATaskEnv):
             "open_fraction": opening / threshold,
             "potential": self._new_potential.clone(),
         }
+
+    def _grasped(self) -> torch.Tensor:
+        """Whether the robot grasps each env's moving part (N,) bool; on CPU from one contact query."""
+        if self.gpu_sim_enabled:
+            return self._select(self.moving_links, self.target_object,
+                                lambda l: self.agent.is_grasping(l, GRASP_MIN_FORCE, GRASP_MAX_ANGLE))
+        link, agent = self.moving_links[int(self.target_object[0])], self.agent
+        left, right = pair_forces(self.scene, [(agent.finger1_link, link), (agent.finger2_link, link)])
+        return grasp_test(agent, left, right, GRASP_MIN_FORCE, GRASP_MAX_ANGLE)
 
     def compute_dense_reward(self, obs: Any, action: torch.Tensor, info: dict):
         handle, _ = self.handle_pose()

@@ -2,13 +2,13 @@
 needs to know about each robot (`RobotSpec`: where it stands, its start pose, its camera, which joints the
 robot-init-pose condition perturbs).
 
-The study's action is [dx, dy, dz (m, robot-base frame), droll, dpitch, dyaw (rad), gripper (+1 open, -1 close)],
-applied to the previous *target* end-effector pose. ManiSkill's `pd_ee_target_delta_pose` does exactly that but
+The study's action (its layout, units, bounds and rotation convention: `vla_ood_envs.spec`) is applied to the
+previous *target* end-effector pose. ManiSkill's `pd_ee_target_delta_pose` does exactly that but
 rescales a normalised [-1, 1] action; the controllers registered here take metres and radians directly, so a
 policy's numbers mean the same thing in every env and in the datasets.
 
 Robots:
-- `panda_vla` (default): ManiSkill's Franka Panda with light visual meshes (render/lod.py). Both tasks.
+- `panda_vla` (default): ManiSkill's Franka Panda with light visual meshes (robot_meshes/lod.py). Both tasks.
 - `widowx250s_vla`: the study's WidowX-250S, ManiSkill's real2sim-tuned Bridge digital twin (its arm gains, gripper
   range and the Bridge dataset's third-person camera), standing where the study puts it relative to the
   placement grid. VLAPick only (the study's articulated task uses the Panda). Its meshes are ManiSkill's
@@ -27,21 +27,61 @@ import sapien
 
 from mani_skill.agents.base_agent import Keyframe
 from mani_skill.agents.controllers import PDEEPoseControllerConfig, deepcopy_dict
+from mani_skill.agents.controllers.pd_ee_pose import PDEEPoseController
 from mani_skill.agents.registration import register_agent
 from mani_skill.agents.robots.panda.panda import Panda
 from mani_skill.envs.tasks.digital_twins.bridge_dataset_eval.base_env import WidowX250SBridgeDatasetFlatTable
 from mani_skill.utils import sapien_utils
 
-from ..render import lod
+from ..spec import CONTROL_MODE, CONTROLLER_FRAME, MAX_DELTA_POS, MAX_DELTA_ROT
+from .robot_meshes import lod
 from .scene import WORKSPACE_CENTER
+from ..errors import RobotError  # noqa: F401 (kept importable from here)
 
-CONTROL_MODE = "pd_ee_target_delta_pose_metric"
-MAX_DELTA_POS = 0.1  # metres per control step
-MAX_DELTA_ROT = 0.5  # radians per control step
+
+class MetricEEPoseController(PDEEPoseController):
+    """ManiSkill's `PDEEPoseController` as configured by `_metric_arm` (target-relative delta pose, no
+    normalisation, no interpolation), with less work per control step on the CPU simulation and the same result:
+    the same target pose, the same IK call and the same drive targets (bit for bit).
+
+    ManiSkill's `set_action` also computes the current end-effector pose relative to the base for `compute_ik`
+    (five batched quaternion products, about 1 ms), which its CPU IK (pinocchio, from the target pose) never
+    reads, and sets each joint's drive target through a torch -> numpy round trip per joint. The GPU simulation,
+    and any configuration other than the one above, take ManiSkill's path unchanged.
+    """
+
+    def _fast_path(self) -> bool:
+        return not self.scene.gpu_sim_enabled and self.config.use_target and not self.config.interpolate
+
+    def set_action(self, action):
+        if not self._fast_path():
+            return super().set_action(action)
+        action = self._preprocess_action(action)
+        self._step = 0
+        self._target_pose = self.compute_target_pose(self._target_pose, action)
+        target = self.kinematics.compute_ik(pose=self._target_pose, q0=self.articulation.get_qpos(),
+                                            solver_config=self.config.delta_solver_config)
+        # No solution: hold the current joint positions, as ManiSkill does (nothing has moved since the call began).
+        self._target_qpos = self.qpos if target is None else target
+        self.set_drive_targets(self._target_qpos)
+
+    def set_drive_targets(self, targets):
+        if self.scene.gpu_sim_enabled:
+            return super().set_drive_targets(targets)
+        values = targets[0].cpu().numpy()
+        for i, joint in enumerate(self.joints):
+            joint._objs[0].drive_target = values[i:i + 1]  # ManiSkill's joint.set_drive_target, minus conversions
+
+
+@dataclass
+class MetricEEPoseControllerConfig(PDEEPoseControllerConfig):
+    controller_cls = MetricEEPoseController
 
 
 def _metric_arm(agent, ee_link: str) -> PDEEPoseControllerConfig:
-    return PDEEPoseControllerConfig(
+    # The spec's frame and bounds; ManiSkill turns the 3 rotation numbers into a matrix with
+    # euler_angles_to_matrix(delta, "XYZ") (tests/test_spec.py checks this on a stepped env).
+    return MetricEEPoseControllerConfig(
         joint_names=agent.arm_joint_names,
         pos_lower=-MAX_DELTA_POS,
         pos_upper=MAX_DELTA_POS,
@@ -52,6 +92,7 @@ def _metric_arm(agent, ee_link: str) -> PDEEPoseControllerConfig:
         force_limit=agent.arm_force_limit,
         ee_link=ee_link,
         urdf_path=agent.urdf_path,
+        frame=CONTROLLER_FRAME,
         use_target=True,
         normalize_action=False,
     )
@@ -62,7 +103,7 @@ class PandaVLA(Panda):
     """Franka Panda with the metric delta-pose controller of the study (plus all of ManiSkill's Panda modes)."""
 
     uid = "panda_vla"
-    # ManiSkill's panda_v2 with light visual meshes (render/lod.py): same links, collisions and kinematics.
+    # ManiSkill's panda_v2 with light visual meshes (robot_meshes/lod.py): same links, collisions and kinematics.
     urdf_path = property(lambda self: lod.panda_urdf())
     # Start with the open hand 21 cm above the centre of the workspace, fingers down: in view of the third-person
     # camera without hiding the objects in the first frames.
@@ -186,10 +227,6 @@ ROBOTS: dict[str, RobotSpec] = {
 }
 
 
-class RobotError(ValueError):
-    """An unknown robot, a robot the task cannot use, or a robot whose assets are not installed."""
-
-
 def find_robot(robot_uids: str) -> RobotSpec:
     """The spec of `robot_uids` (an agent uid or an alias)."""
     by_name = {name: spec for spec in ROBOTS.values() for name in (spec.uid, *spec.aliases)}
@@ -221,8 +258,3 @@ def require_assets(spec: RobotSpec) -> None:
         raise RobotError(f"the {spec.label}'s assets are not installed (missing {', '.join(missing)}); "
                          + spec.install_hint.format(asset_dir=ASSET_DIR))
 
-
-def action_bounds() -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper bounds of the 7-D action."""
-    hi = np.array([MAX_DELTA_POS] * 3 + [MAX_DELTA_ROT] * 3 + [1.0], dtype=np.float32)
-    return -hi, hi

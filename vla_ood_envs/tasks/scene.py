@@ -7,10 +7,14 @@ rebuilding the scene: every appearance of the catalog is loaded once as a render
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import sapien
 import sapien.render
+import torch
 
+from mani_skill.render.shaders import PREBUILT_SHADER_CONFIGS, ShaderConfig
 from mani_skill.sensors.camera import CameraConfig
 
 from ..assets_gen.table_geometry import TABLE_CENTER_X, TABLE_HALF_SIZE
@@ -18,11 +22,60 @@ from ..assets_gen.table_geometry import TABLE_CENTER_X, TABLE_HALF_SIZE
 WORKSPACE_CENTER = (-0.1, 0.0)  # centre of the placement grid; each robot stands at its own distance from it
 
 
-def camera_config(width: int, height: int, pose: sapien.Pose, hfov: float, name: str = "base_camera") -> CameraConfig:
-    """The third-person camera at `pose` (world frame), with the study's horizontal field of view `hfov` (rad)."""
+def _minimal_shader(depth: bool) -> ShaderConfig:
+    """ManiSkill's "minimal" shader pack with the same images, made without copies: position and segmentation
+    are views of the PositionSegmentation picture (ManiSkill copies the segmentation channel), and the depth
+    image (a negated copy) is made only when the observation mode asks for depth."""
+    base = PREBUILT_SHADER_CONFIGS["minimal"]
+
+    def position_segmentation(data: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = {"position": data[..., :3], "segmentation": data[..., 3:4]}
+        if depth:
+            out["depth"] = -data[..., [2]]
+        return out
+
+    return dataclasses.replace(base, texture_names=dict(base.texture_names), texture_transforms={
+        **base.texture_transforms, "PositionSegmentation": position_segmentation})
+
+
+def camera_config(width: int, height: int, pose: sapien.Pose, hfov: float, name: str = "base_camera",
+                  depth: bool = True) -> CameraConfig:
+    """The third-person camera at `pose` (world frame), with the study's horizontal field of view `hfov` (rad).
+    depth: whether observations may ask for the depth image (False skips making it)."""
     # ManiSkill's fov is vertical; convert from the horizontal fov for the requested aspect ratio.
     fovy = 2 * np.arctan(np.tan(hfov / 2) * height / width)
-    return CameraConfig(name, pose, width, height, float(fovy), 0.01, 10.0)
+    return CameraConfig(name, pose, width, height, float(fovy), 0.01, 10.0, shader_config=_minimal_shader(depth))
+
+
+def zero_copy_pictures(sensors) -> None:
+    """Read the pictures of the given ManiSkill sensors without a copy when rendering on the CPU.
+
+    ManiSkill turns each CPU picture (a numpy array SAPIEN allocates for every call) into a torch tensor with a
+    copy, large enough for torch to split over its thread pool; on a busy 2-core machine that copy stalls
+    (issue 8, issue 19). `torch.from_numpy` shares the fresh array instead: same values, no copy. GPU rendering
+    and dtypes ManiSkill converts (uint16, uint32, float64) keep ManiSkill's path.
+    """
+    from mani_skill.sensors.camera import Camera
+
+    for sensor in sensors:
+        if not isinstance(sensor, Camera):
+            continue
+        cam = sensor.camera
+        if cam.scene.gpu_sim_enabled or cam.scene.backend.render_backend == "sapien_cuda":
+            continue
+        cameras, original = cam._render_cameras, cam.get_picture
+
+        def get_picture(names, cameras=cameras, original=original):
+            names = [names] if isinstance(names, str) else names
+            out = []
+            for name in names:
+                picture = cameras[0].get_picture(name)
+                if picture.dtype in (np.uint16, np.uint32, np.float64):
+                    return original(names)
+                out.append(torch.from_numpy(picture)[None, ...])
+            return out
+
+        cam.get_picture = get_picture
 
 
 def build_table(scene, top_mesh: str, texture: sapien.render.RenderTexture2D):

@@ -8,9 +8,16 @@ import math
 import gymnasium as gym
 import torch
 
-from ..factors import REPOSITION_POSITIONS, is_nominal_start
+from ..factors.pick import REPOSITION_POSITIONS, TRAIN_POSITIONS
+from ..factors.pools import is_nominal_start
 from ..tasks.robots import RobotSpec, find_robot
-from .base import Perturbation, PerturbationError
+from ..tasks.scene import WORKSPACE_CENTER
+from .base import Perturbation, PerturbationError, Severity
+
+# The farthest a mid-episode reposition can move the object from a training cell (to a ring corner), rounded up to
+# the mm: the band (lo, hi) is inclusive, so a band reaching this far still holds that move; one starting beyond it
+# holds none.
+_REPOSITION_REACH = math.ceil(1000 * max(math.dist(a, b) for a in TRAIN_POSITIONS for b in REPOSITION_POSITIONS)) / 1000
 
 
 class PlacementSampler(Perturbation):
@@ -61,15 +68,13 @@ def robot_init_offsets(body: tuple[float, ...] = (0.08, 0.15), wrist: tuple[floa
 
 class RobotInitPose(Perturbation):
     """Start each episode from a perturbed joint configuration (see `robot_init_offsets`). `scale` multiplies every
-    offset, so a sweep over severity is `scale` in (0, 1]."""
+    offset and the shoulder+elbow limit, so a sweep over severity is `scale` in (0, 1] (1: the study's offsets)."""
 
     layer = "scene"
+    SEVERITY = Severity("scale", 0.0, 1.0, low_open=True)
 
     def __init__(self, env: gym.Env, scale: float = 1.0, max_shoulder_elbow: float = 0.25):
         super().__init__(env, scale=scale, max_shoulder_elbow=max_shoulder_elbow)
-        if scale <= 0:
-            raise PerturbationError("scale must be > 0")
-        self.severity = scale
         offsets = robot_init_offsets((0.08 * scale, 0.15 * scale), (0.3 * scale, 0.6 * scale),
                                      max_shoulder_elbow * scale, robot=self.task.robot_spec)
         self.offsets = offsets
@@ -79,7 +84,8 @@ class RobotInitPose(Perturbation):
 class MidEpisodeReposition(Perturbation):
     """Teleport the target object once per episode to a cell `distance` (m) away from where it started, grasped or
     not, and let it settle. The target cell is an episode factor (`reposition_xy`); the event is appended to the
-    manifest's `events` and flagged in `info["repositioned"]`.
+    manifest's `events` (`from` and `to` as offsets from the workspace centre, the frame of `reposition_xy`, so
+    `to` equals it) and flagged in `info["repositioned"]`.
 
     trigger="step": after `at_step` actions (the study: 5); "grasp": the step after the object is first grasped;
     "near": once the gripper is within `near_distance` of the object.
@@ -87,18 +93,18 @@ class MidEpisodeReposition(Perturbation):
 
     layer = "event"
     tasks = ("VLAPick",)
+    # distance: the band (m) the new cell's distance from the old one is drawn in; at most the largest distance
+    # between two cells it can move between.
+    SEVERITY = Severity("distance", 0.0, _REPOSITION_REACH, unit="m", low_open=True, interval=True)
 
     def __init__(self, env: gym.Env, at_step: int = 5, distance: tuple[float, float] = (0.15, 0.21),
                  trigger: str = "step", near_distance: float = 0.05):
         super().__init__(env, at_step=at_step, distance=distance, trigger=trigger, near_distance=near_distance)
         if trigger not in ("step", "grasp", "near"):
             raise PerturbationError(f"trigger must be 'step', 'grasp' or 'near', got {trigger!r}")
-        if not 0 < distance[0] <= distance[1]:
-            raise PerturbationError(f"distance must be (low, high) with 0 < low <= high, got {distance}")
         self.at_step, self.trigger, self.near_distance = int(at_step), trigger, float(near_distance)
-        self.severity = tuple(distance)
         self._swap_pools(f"reposition:{trigger}", reposition_positions=REPOSITION_POSITIONS,
-                         reposition_distance=tuple(distance))
+                         reposition_distance=self.severity)
         self._fired = torch.zeros(self.task.num_envs, dtype=torch.bool, device=self.task.device)
         self._version = -1
 
@@ -121,18 +127,20 @@ class MidEpisodeReposition(Perturbation):
                                     dtype=torch.float32, device=t.device)
         fire = self._due() & ~self._fired & ~torch.isnan(self._xy[:, 0])
         if fire.any():
-            before = t.object_pose().p.clone()
+            # Positions in the manifest's frame (offsets from the workspace centre, like reposition_xy).
+            centre = torch.tensor(WORKSPACE_CENTER, dtype=torch.float32, device=t.device)
+            before = t.object_pose().p[:, :2] - centre
             grasped = t.evaluate()["is_grasped"]
             t.teleport_target_object(fire, self._xy)
-            after = t.object_pose().p
+            after = t.object_pose().p[:, :2] - centre
             steps = t.elapsed_steps.reshape(-1).expand(t.num_envs)
             for i in torch.nonzero(fire).flatten().tolist():
                 t.events[i].append({
                     "type": "reposition",
                     "step": int(steps[i]),
-                    "from": [round(float(v), 4) for v in before[i, :2]],
-                    "to": [round(float(v), 4) for v in after[i, :2]],
-                    "moved": round(float(torch.linalg.norm(after[i, :2] - before[i, :2])), 4),
+                    "from": [round(float(v), 4) for v in before[i]],
+                    "to": [round(float(v), 4) for v in after[i]],
+                    "moved": round(float(torch.linalg.norm(after[i] - before[i])), 4),
                     "was_grasped": bool(grasped[i]),
                 })
             self._fired |= fire

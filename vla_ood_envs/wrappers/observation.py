@@ -4,7 +4,7 @@
 
     {"image": uint8 (N, H, W, 3), "instruction": list[str] (N),
      "segmentation": int16 (N, H, W) (only with obs_mode "rgb+segmentation"),
-     "proprio": float32 (N, 8) (only with include_proprio=True: TCP position, TCP quaternion wxyz, gripper opening)}
+     "proprio": float32 (N, 8) (only with include_proprio=True: `vla_ood_envs.spec.PROPRIO_LAYOUT`)}
 
 State modes ("state") pass ManiSkill's flat state vector through unchanged. `SingleEnvNumpy` is the last
 wrapper of a `num_envs=1` env: numpy arrays without the batch axis, Python scalars, and a Gymnasium Dict
@@ -22,9 +22,11 @@ from gymnasium import spaces
 
 from mani_skill.utils import common
 
+from ..spec import PROPRIO_DIM
+from ..runtime.device import env_thread_scope
+
 INSTRUCTION_MAX_LENGTH = 256
 INSTRUCTION_CHARSET = frozenset(string.printable)
-PROPRIO_DIM = 8
 
 
 def _instruction_space() -> spaces.Text:
@@ -68,12 +70,19 @@ class VLAObservation(gym.ObservationWrapper):
         if "segmentation" in cam:
             self.last_segmentation = cam["segmentation"][..., 0]
         if self.with_segmentation:
-            out["segmentation"] = self.last_segmentation
+            # A view of the picture until here (image conditions only read it); users get a contiguous image.
+            out["segmentation"] = self.last_segmentation.contiguous()
         if self.include_proprio:
             tcp = base.agent.tcp_pose.raw_pose
             gripper = base.agent.robot.get_qpos()[:, -2:].sum(-1, keepdim=True)
             out["proprio"] = torch.cat([tcp, gripper], -1).float()
         return out
+
+
+def renders_on_cpu(env: gym.Env) -> bool:
+    """Whether the ManiSkill env under `env` renders pictures on a CPU device (lavapipe)."""
+    device = env.unwrapped.scene.backend.render_device
+    return device is not None and device.is_cpu()
 
 
 class SingleEnvNumpy(gym.Wrapper):
@@ -86,6 +95,8 @@ class SingleEnvNumpy(gym.Wrapper):
         # The VLA layout's space, found through any perturbation wrappers stacked on top of it.
         self.observation_space = env.get_wrapper_attr("single_observation_space")
         self.action_space = env.unwrapped.single_action_space
+        # The whole stack's tensor work of a call on one torch thread when rendering on the CPU (see there).
+        self._threads = env_thread_scope(renders_on_cpu(env))
 
     @staticmethod
     def _unbatch(x):
@@ -116,10 +127,18 @@ class SingleEnvNumpy(gym.Wrapper):
         return out
 
     def reset(self, *, seed=None, options=None):
+        with self._threads:
+            return self._reset(seed, options)
+
+    def _reset(self, seed, options):
         obs, info = self.env.reset(seed=seed, options=options)
         return self._obs(obs), self._info(info)
 
     def step(self, action):
+        with self._threads:
+            return self._step(action)
+
+    def _step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         return (self._obs(obs), float(common.to_numpy(reward).reshape(-1)[0]),
                 bool(common.to_numpy(terminated).reshape(-1)[0]), bool(common.to_numpy(truncated).reshape(-1)[0]),

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .base import Perturbation, PerturbationError, resolve_names
+from .base import Perturbation, PerturbationError, Severity, resolve_names
 
 
 def _load_rgb(path, size: tuple[int, int]) -> np.ndarray:
@@ -136,14 +136,14 @@ class _OverlayPerturbation(ImagePerturbation):
     """Shared set-up of the texture and noise injectors: an overlay texture and its alpha are episode factors."""
 
     texture_scale = 1
+    # alpha: the overlay's blend weight (the study: 0.3 weak, 0.5 strong); 0 would leave the image as it is.
+    SEVERITY = Severity("alpha", 0.0, 1.0, low_open=True)
 
     def __init__(self, env: gym.Env, alpha: float, textures: str | Sequence[str], tag: str):
         super().__init__(env, alpha=alpha, textures=textures)
-        if not 0.0 < alpha <= 1.0:
-            raise PerturbationError(f"alpha must be in (0, 1], got {alpha}")
         cat = self.task.catalog
         names = resolve_names(textures, [], cat.names("overlays"), "overlay texture")
-        self.alpha = self.severity = float(alpha)
+        self.alpha = self.severity
         self._swap_pools(f"{tag}:{alpha:g}", overlays=names, overlay_alpha=self.alpha)
         size = (self.height * self.texture_scale, self.width * self.texture_scale)
         all_names = cat.names("overlays")
