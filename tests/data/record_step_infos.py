@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 import vla_ood_envs  # noqa: F401  (registers the IDs)
-from vla_ood_envs.experts import run_expert_episode
+from vla_ood_envs.rollout import run_expert_episode
 
 OUT = Path(__file__).with_name("step_infos.npz")
 EPISODES = (("VLAPick-v0", 0), ("VLAPick-v0", 5), ("VLAOpen-v0", 0), ("VLAOpen-v0", 2))
